@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the tools the build and tests need, into a cache outside the
+# repository so a warm run is quick. Usage:
+#   scripts/tools.sh install      install everything missing
+#   scripts/tools.sh path NAME    print the path of an installed tool
+set -euo pipefail
+
+CACHE="${LUNA_CACHE:-$HOME/.cache/luna}"
+BIN="$CACHE/bin"
+STATICCHECK_VERSION=v0.8.2
+
+install_go_tool() { # name module@version
+	local name=$1 mod=$2 stamp="$BIN/.$1.version"
+	if [[ -x "$BIN/$name" && "$(cat "$stamp" 2>/dev/null)" == "$mod" ]]; then
+		return
+	fi
+	echo "installing $mod into $BIN"
+	GOBIN="$BIN" GOTOOLCHAIN=local go install "$mod"
+	echo "$mod" >"$stamp"
+}
+
+case "${1:-install}" in
+install)
+	mkdir -p "$BIN"
+	command -v go >/dev/null || { echo "go is required (https://go.dev/dl)" >&2; exit 1; }
+	command -v gcc >/dev/null || { echo "gcc is required for cgo (apt-get install gcc)" >&2; exit 1; }
+	install_go_tool staticcheck "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+	;;
+path)
+	echo "$BIN/${2:?tool name}"
+	;;
+*)
+	echo "usage: $0 install | path NAME" >&2
+	exit 2
+	;;
+esac

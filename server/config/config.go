@@ -1,0 +1,246 @@
+// Package config holds the server's settings: every command-line flag, its
+// LUNA_<NAME> environment variable and default, and their validation.
+//
+// A flag given on the command line wins over its environment variable,
+// which wins over the default.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the parsed server configuration.
+type Config struct {
+	APIHostPort     string
+	Passwd          string
+	DBHomeDir       string
+	MemoryLimit     string
+	Threads         int
+	TempDir         string
+	MaxTempDirSize  string
+	MaxRequestBytes ByteSize
+	MaxConnections  int
+	QueryTimeout    time.Duration
+	ShutdownTimeout time.Duration
+	BatchRows       int
+	LogLevel        string
+	LogFormat       string
+	Version         bool
+}
+
+// Defaults returns the configuration with no flag or variable set.
+func Defaults() Config {
+	return Config{
+		APIHostPort:     "0.0.0.0:7688",
+		MaxRequestBytes: 64 << 20,
+		ShutdownTimeout: 30 * time.Second,
+		BatchRows:       65536,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+// EnvName is the environment variable for a flag: LUNA_ and the name in
+// upper case with dashes as underscores.
+func EnvName(flagName string) string {
+	return "LUNA_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// secret flags never have their value printed, not even a default.
+var secret = map[string]bool{"passwd": true}
+
+func (c *Config) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("luna", flag.ContinueOnError)
+	fs.StringVar(&c.APIHostPort, "api-host-port", c.APIHostPort, "address the API listens on (host:port)")
+	fs.StringVar(&c.Passwd, "passwd", c.Passwd, "password clients must send with AUTH (empty: no authentication)")
+	fs.StringVar(&c.DBHomeDir, "db-home-dir", c.DBHomeDir, "DuckDB home directory (extensions, secrets)")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "DuckDB memory limit, e.g. 4GB or 80% (empty: DuckDB's default, 80% of RAM)")
+	fs.IntVar(&c.Threads, "threads", c.Threads, "DuckDB worker threads (0: one per core)")
+	fs.StringVar(&c.TempDir, "temp-dir", c.TempDir, "directory where larger-than-memory work spills (empty: DuckDB's default)")
+	fs.StringVar(&c.MaxTempDirSize, "max-temp-dir-size", c.MaxTempDirSize, "cap on spilled data, e.g. 100GB (empty: DuckDB's default)")
+	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest request accepted, e.g. 64MiB; larger ones close the connection")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most concurrent client connections; extra ones are refused with an error (0: no limit)")
+	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "longest a request may run, e.g. 30s (0: no limit)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long running requests may finish after SIGTERM before they are interrupted")
+	fs.IntVar(&c.BatchRows, "batch-rows", c.BatchRows, "rows per Arrow record batch in query results")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.BoolVar(&c.Version, "version", c.Version, "print the version and exit")
+	return fs
+}
+
+// ErrHelp is returned by Parse when help was asked for; the usage has
+// been written.
+var ErrHelp = flag.ErrHelp
+
+// Parse reads the configuration from args and the environment (getenv).
+// Errors name the flag or variable at fault. Usage and errors go to out.
+func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	c := Defaults()
+	fs := c.flagSet()
+	fs.SetOutput(io.Discard) // errors are returned, not printed
+	// The flag package prints usage on every error; only --help gets it.
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(fs, out)
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || set[f.Name] {
+			return
+		}
+		env := EnvName(f.Name)
+		if v := getenv(env); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("invalid value %q for %s (--%s): %v", v, env, f.Name, e)
+			}
+		}
+	})
+	if err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+var sizeRE = regexp.MustCompile(`(?i)^\s*\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib|k|m|g|t|%)?\s*$`)
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(flag string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	if _, port, err := net.SplitHostPort(c.APIHostPort); err != nil {
+		bad("api-host-port", "%q is not host:port: %v", c.APIHostPort, err)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("api-host-port", "%q has an invalid port", c.APIHostPort)
+	}
+	if c.MemoryLimit != "" && !sizeRE.MatchString(c.MemoryLimit) {
+		bad("memory-limit", "%q is not a size such as 4GB or 80%%", c.MemoryLimit)
+	}
+	if c.MaxTempDirSize != "" && !sizeRE.MatchString(c.MaxTempDirSize) {
+		bad("max-temp-dir-size", "%q is not a size such as 100GB", c.MaxTempDirSize)
+	}
+	if c.Threads < 0 {
+		bad("threads", "must not be negative, got %d", c.Threads)
+	}
+	if c.MaxRequestBytes < 16 {
+		bad("max-request-bytes", "must be at least 16 bytes, got %d", c.MaxRequestBytes)
+	}
+	if c.MaxConnections < 0 {
+		bad("max-connections", "must not be negative, got %d", c.MaxConnections)
+	}
+	if c.QueryTimeout < 0 {
+		bad("query-timeout", "must not be negative, got %v", c.QueryTimeout)
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown-timeout", "must not be negative, got %v", c.ShutdownTimeout)
+	}
+	if c.BatchRows < 1 || c.BatchRows > 1<<24 {
+		bad("batch-rows", "must be between 1 and %d, got %d", 1<<24, c.BatchRows)
+	}
+	if _, err := c.Level(); err != nil {
+		bad("log-level", "%v", err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format", "must be text or json, got %q", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// Level is the parsed log level.
+func (c *Config) Level() (slog.Level, error) {
+	var l slog.Level
+	switch strings.ToLower(c.LogLevel) {
+	case "debug":
+		l = slog.LevelDebug
+	case "info":
+		l = slog.LevelInfo
+	case "warn", "warning":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		return l, fmt.Errorf("must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	return l, nil
+}
+
+// Logger builds the structured logger the configuration asks for.
+func (c *Config) Logger(w io.Writer) *slog.Logger {
+	level, _ := c.Level()
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func usage(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprintf(out, "Usage: luna [flags]\n\nLuna serves an in-memory DuckDB database over TCP, answering in Arrow IPC.\nEvery flag can also be set by its environment variable; the command line wins.\n\nFlags:\n")
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	sort.Strings(names)
+	for _, n := range names {
+		f := fs.Lookup(n)
+		def := f.DefValue
+		switch {
+		case secret[n] || def == "" || def == "0" || def == "0s" || def == "false":
+			def = "none"
+		}
+		fmt.Fprintf(out, "  --%s\n        %s\n        (env %s, default %s)\n", n, f.Usage, EnvName(n), def)
+	}
+}
+
+// ByteSize is a count of bytes written as a plain number or with a unit:
+// 65536, 64KiB, 64MiB, 1GB.
+type ByteSize int64
+
+var byteUnits = map[string]int64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kb": 1000, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1000 * 1000, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1000 * 1000 * 1000, "gib": 1 << 30,
+}
+
+func (b *ByteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+// Set parses s.
+func (b *ByteSize) Set(s string) error {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	if i == 0 {
+		return fmt.Errorf("%q is not a size such as 67108864 or 64MiB", s)
+	}
+	num, unit := s, ""
+	if i > 0 {
+		num, unit = s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
+	}
+	mult, ok := byteUnits[unit]
+	if !ok {
+		return fmt.Errorf("%q has an unknown unit %q", s, unit)
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n > (1<<62)/mult {
+		return fmt.Errorf("%q is out of range", s)
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}

@@ -1,0 +1,213 @@
+//go:build duckdb_arrow
+
+// Package server is the Luna server: it accepts TCP connections, gives each
+// one a session with its own DuckDB connection, and answers every request
+// with an Arrow IPC stream. The lifecycle follows net/http's Server: Serve
+// a listener, then Shutdown with a deadline.
+//
+// Sessions join the wire protocol (package wire) to the engine (package
+// engine); neither of those knows of the other.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lunadb/luna/server/engine"
+	"github.com/lunadb/luna/server/wire"
+)
+
+// Options are the server's tunables. Zero values mean "no limit" or the
+// documented default.
+type Options struct {
+	// Password, when set, must be sent with AUTH first on every connection.
+	Password string
+	// MaxRequestBytes caps one request (default wire.DefaultMaxRequestBytes).
+	MaxRequestBytes int
+	// MaxConnections caps concurrent connections (0: no cap).
+	MaxConnections int
+	// QueryTimeout caps one request's run time, streaming included (0: none).
+	QueryTimeout time.Duration
+	// BatchRows is the target rows per result record batch (default 65536).
+	BatchRows int
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("luna: server closed")
+
+// Causes of a request's interruption; they become the error text the
+// client sees.
+var (
+	errClientGone   = errors.New("connection closed by client")
+	errShuttingDown = errors.New("server is shutting down")
+)
+
+// Server serves the Luna protocol on one shared database.
+type Server struct {
+	db   *engine.DB
+	opts Options
+	log  *slog.Logger
+	auth *authLimiter
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	draining  chan struct{} // closed when Shutdown starts
+	idle      chan struct{} // signalled when a session ends
+	closed    bool
+
+	open atomic.Int64 // connections being served, refused ones excluded
+}
+
+// New returns a server for db.
+func New(db *engine.DB, opts Options, log *slog.Logger) *Server {
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = wire.DefaultMaxRequestBytes
+	}
+	if opts.BatchRows <= 0 {
+		opts.BatchRows = 65536
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		db:        db,
+		opts:      opts,
+		log:       log,
+		auth:      newAuthLimiter(),
+		listeners: map[net.Listener]struct{}{},
+		sessions:  map[*session]struct{}{},
+		draining:  make(chan struct{}),
+		idle:      make(chan struct{}, 1),
+	}
+}
+
+// OpenConnections is the number of connections being served.
+func (s *Server) OpenConnections() int64 { return s.open.Load() }
+
+// Serve accepts connections on ln until Shutdown, serving each in its own
+// goroutine. It always closes ln and returns a non-nil error:
+// ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				// Out of file descriptors, say: wait rather than spin.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		go s.serveConn(nc)
+	}
+}
+
+func (s *Server) shuttingDown() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// track registers a new session, or reports why it must be refused.
+func (s *Server) track(ss *session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errShuttingDown
+	}
+	if max := s.opts.MaxConnections; max > 0 && len(s.sessions) >= max {
+		return fmt.Errorf("too many connections: the server allows %d (--max-connections)", max)
+	}
+	s.sessions[ss] = struct{}{}
+	s.open.Add(1)
+	return nil
+}
+
+func (s *Server) untrack(ss *session) {
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+	s.open.Add(-1)
+	select {
+	case s.idle <- struct{}{}:
+	default:
+	}
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, lets
+// requests that are running finish, and closes connections as they go
+// idle. When ctx ends first, running requests are interrupted and their
+// connections closed; Shutdown then returns ctx's error once every session
+// has ended.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.draining)
+		for ln := range s.listeners {
+			ln.Close()
+		}
+	}
+	s.mu.Unlock()
+
+	var forced error
+	for {
+		s.mu.Lock()
+		n := len(s.sessions)
+		s.mu.Unlock()
+		if n == 0 {
+			return forced
+		}
+		select {
+		case <-s.idle:
+		case <-ctx.Done():
+			if forced == nil {
+				forced = ctx.Err()
+				s.mu.Lock()
+				for ss := range s.sessions {
+					ss.abort(errShuttingDown)
+				}
+				s.mu.Unlock()
+				s.log.Warn("shutdown deadline reached; interrupted running requests", "sessions", n)
+			}
+			// Interrupted sessions end within moments; poll until they have.
+			select {
+			case <-s.idle:
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
