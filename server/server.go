@@ -184,6 +184,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	var forced error
+	var hardStop <-chan time.Time
 	for {
 		s.mu.Lock()
 		n := len(s.sessions)
@@ -195,19 +196,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-s.idle:
 		case <-ctx.Done():
 			if forced == nil {
+				// Interrupt what runs; each session then answers its
+				// client with the reason and ends.
 				forced = ctx.Err()
-				s.mu.Lock()
-				for ss := range s.sessions {
-					ss.abort(errShuttingDown)
-				}
-				s.mu.Unlock()
-				s.log.Warn("shutdown deadline reached; interrupted running requests", "sessions", n)
+				s.each(func(ss *session) { ss.cancel(errShuttingDown) })
+				s.log.Warn("shutdown deadline reached; interrupting running requests", "sessions", n)
+				hardStop = time.After(time.Second)
 			}
-			// Interrupted sessions end within moments; poll until they have.
 			select {
 			case <-s.idle:
-			case <-time.After(50 * time.Millisecond):
+			case <-hardStop:
+				// A session stuck writing to a client that does not read.
+				s.each(func(ss *session) { ss.nc.Close() })
+			case <-time.After(100 * time.Millisecond):
 			}
 		}
+	}
+}
+
+func (s *Server) each(fn func(*session)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		fn(ss)
 	}
 }

@@ -43,6 +43,9 @@ type session struct {
 type parsed struct {
 	req wire.Request
 	err error
+	// more reports that bytes of a further request were already buffered
+	// when this one was parsed.
+	more bool
 }
 
 func (s *Server) serveConn(nc net.Conn) {
@@ -103,7 +106,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		// Flush only when no further pipelined request is waiting, so a
 		// burst of requests is answered with few writes.
-		if len(reqs) == 0 && !ss.rd.Buffered() {
+		if len(reqs) == 0 && !p.more {
 			if err := ss.bw.Flush(); err != nil {
 				ss.cancel(errClientGone)
 				return
@@ -127,7 +130,7 @@ func (ss *session) read(out chan<- parsed) {
 			return
 		}
 		select {
-		case out <- parsed{req, err}:
+		case out <- parsed{req, err, ss.rd.Buffered()}:
 		case <-ss.ctx.Done():
 			return
 		}
@@ -261,12 +264,6 @@ func (ss *session) status(input, msg string) {
 	if err := wire.WriteStatus(ss.bw, input, msg); err != nil {
 		ss.cancel(errClientGone)
 	}
-}
-
-// abort interrupts whatever the session runs and closes its connection.
-func (ss *session) abort(cause error) {
-	ss.cancel(cause)
-	ss.nc.Close()
 }
 
 func (ss *session) close() {
