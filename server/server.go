@@ -34,7 +34,8 @@ type Options struct {
 	MaxConnections int
 	// QueryTimeout caps one request's run time, streaming included (0: none).
 	QueryTimeout time.Duration
-	// BatchRows is the target rows per result record batch (default 65536).
+	// BatchRows is the smallest result record batch: smaller DuckDB chunks
+	// are joined up to it (default 2048, DuckDB's own chunk size).
 	BatchRows int
 }
 
@@ -71,7 +72,7 @@ func New(db *engine.DB, opts Options, log *slog.Logger) *Server {
 		opts.MaxRequestBytes = wire.DefaultMaxRequestBytes
 	}
 	if opts.BatchRows <= 0 {
-		opts.BatchRows = 65536
+		opts.BatchRows = 2048
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

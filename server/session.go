@@ -3,7 +3,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -27,7 +26,7 @@ var errTooManyFiles = syscall.EMFILE
 type session struct {
 	srv    *Server
 	nc     net.Conn
-	bw     *bufio.Writer
+	bw     *wire.Writer
 	rd     *wire.Reader
 	log    *slog.Logger
 	remote string
@@ -53,7 +52,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	ss := &session{
 		srv:    s,
 		nc:     nc,
-		bw:     bufio.NewWriterSize(nc, 64<<10),
+		bw:     wire.NewWriter(nc),
 		remote: remote,
 		log:    s.log.With("remote", remote),
 	}
@@ -245,6 +244,9 @@ func (ss *session) query(ctx context.Context, conn *engine.Conn, sql string) err
 		}
 		err = st.Write(rec)
 		rec.Release()
+		if err == nil && ss.bw.Buffered() >= wire.FlushSize {
+			err = ss.bw.Flush()
+		}
 		if err != nil {
 			ss.cancel(errClientGone)
 			return errBroken

@@ -44,7 +44,7 @@ func Defaults() Config {
 		APIHostPort:     "0.0.0.0:7688",
 		MaxRequestBytes: 64 << 20,
 		ShutdownTimeout: 30 * time.Second,
-		BatchRows:       65536,
+		BatchRows:       2048,
 		LogLevel:        "info",
 		LogFormat:       "text",
 	}
@@ -72,7 +72,7 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most concurrent client connections; extra ones are refused with an error (0: no limit)")
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "longest a request may run, e.g. 30s (0: no limit)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long running requests may finish after SIGTERM before they are interrupted")
-	fs.IntVar(&c.BatchRows, "batch-rows", c.BatchRows, "rows per Arrow record batch in query results")
+	fs.IntVar(&c.BatchRows, "batch-rows", c.BatchRows, "smallest Arrow record batch in query results: DuckDB chunks smaller than this (after filters, say) are joined; full 2,048-row chunks go out as they are")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.BoolVar(&c.Version, "version", c.Version, "print the version and exit")

@@ -221,7 +221,22 @@ type Rows struct {
 	open      bool
 	done      bool
 	pending   []arrow.RecordBatch // chunks waiting to be coalesced
+
+	// DuckDB fills batches on a goroutine of its own, a few batches ahead
+	// of the reader, so producing the next batch overlaps with sending the
+	// last one.
+	ahead    chan fetched
+	quit     chan struct{}
+	finished chan struct{}
 }
+
+type fetched struct {
+	rec arrow.RecordBatch
+	err error
+}
+
+// readAhead is how many batches DuckDB may produce before they are read.
+const readAhead = 4
 
 // Schema is the result's Arrow schema.
 func (r *Rows) Schema() *arrow.Schema { return r.schema }
@@ -234,7 +249,47 @@ func (r *Rows) Schema() *arrow.Schema { return r.schema }
 // batches of about batchRows rows, since every Arrow IPC message costs a
 // fixed overhead to write and to read.
 func (r *Rows) Next() (arrow.RecordBatch, error) {
-	if r.done || !r.open {
+	if !r.open {
+		return nil, nil
+	}
+	if r.ahead == nil {
+		r.ahead = make(chan fetched, readAhead)
+		r.quit = make(chan struct{})
+		r.finished = make(chan struct{})
+		go r.produce()
+	}
+	f, ok := <-r.ahead
+	if !ok {
+		return nil, nil
+	}
+	return f.rec, f.err
+}
+
+func (r *Rows) produce() {
+	defer close(r.finished)
+	defer close(r.ahead)
+	for {
+		rec, err := r.fetch()
+		if rec == nil && err == nil {
+			return
+		}
+		select {
+		case r.ahead <- fetched{rec, err}:
+		case <-r.quit:
+			if rec != nil {
+				rec.Release()
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// fetch builds the next batch from DuckDB's chunks.
+func (r *Rows) fetch() (arrow.RecordBatch, error) {
+	if r.done {
 		return nil, nil
 	}
 	rows := 0
@@ -313,6 +368,15 @@ func (r *Rows) Close() {
 		return
 	}
 	r.open = false
+	if r.ahead != nil {
+		close(r.quit)
+		<-r.finished
+		for f := range r.ahead {
+			if f.rec != nil {
+				f.rec.Release()
+			}
+		}
+	}
 	r.releasePending()
 	bindings.DestroyArrowOptions(&r.opts)
 	bindings.DestroyResult(&r.res)

@@ -55,18 +55,21 @@ func WriteStatus(w io.Writer, input, msg string) error {
 
 // Stream writes one query result as an Arrow IPC stream.
 type Stream struct {
+	w    *Writer
 	iw   *ipc.Writer
 	rows int64
 }
 
 // NewStream starts a result stream with the given schema. Nothing is
 // written until the first Write or Close.
-func NewStream(w io.Writer, schema *arrow.Schema) *Stream {
-	return &Stream{iw: ipc.NewWriter(w, ipc.WithSchema(schema))}
+func NewStream(w *Writer, schema *arrow.Schema) *Stream {
+	return &Stream{w: w, iw: ipc.NewWriter(w, ipc.WithSchema(schema))}
 }
 
-// Write writes one record batch.
+// Write queues one record batch on the Writer, which keeps it until its
+// next Flush.
 func (s *Stream) Write(rec arrow.RecordBatch) error {
+	s.w.Hold(rec)
 	if err := s.iw.Write(rec); err != nil {
 		return fmt.Errorf("write record batch: %w", err)
 	}

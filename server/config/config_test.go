@@ -1,0 +1,90 @@
+package config
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != Defaults() || c.APIHostPort != "0.0.0.0:7688" || c.MaxRequestBytes != 64<<20 {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
+	c, err := Parse([]string{"--threads", "3", "--max-request-bytes=1MiB"},
+		env(map[string]string{"LUNA_THREADS": "9", "LUNA_QUERY_TIMEOUT": "5s", "LUNA_PASSWD": "pw", "LUNA_MAX_REQUEST_BYTES": "2MiB"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Threads != 3 || c.QueryTimeout != 5*time.Second || c.Passwd != "pw" || c.MaxRequestBytes != 1<<20 {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestBadValuesNameTheFlagOrVariable(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--threads=x"}, nil, "-threads"},
+		{[]string{"--max-connections=-1"}, nil, "--max-connections"},
+		{[]string{"--api-host-port=nohost"}, nil, "--api-host-port"},
+		{[]string{"--api-host-port=:70000"}, nil, "--api-host-port"},
+		{[]string{"--memory-limit=4 parsecs"}, nil, "--memory-limit"},
+		{[]string{"--max-temp-dir-size=big"}, nil, "--max-temp-dir-size"},
+		{[]string{"--max-request-bytes=1.5GB"}, nil, "-max-request-bytes"},
+		{[]string{"--max-request-bytes=99999999999G"}, nil, "out of range"},
+		{[]string{"--batch-rows=0"}, nil, "--batch-rows"},
+		{[]string{"--log-level=trace"}, nil, "--log-level"},
+		{[]string{"--log-format=yaml"}, nil, "--log-format"},
+		{[]string{"--query-timeout=-1s"}, nil, "--query-timeout"},
+		{[]string{"extra"}, nil, "unexpected argument"},
+		{nil, map[string]string{"LUNA_THREADS": "two"}, "LUNA_THREADS (--threads)"},
+		{nil, map[string]string{"LUNA_SHUTDOWN_TIMEOUT": "10"}, "LUNA_SHUTDOWN_TIMEOUT"},
+	}
+	for _, c := range cases {
+		_, err := Parse(c.args, env(c.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: err = %v, want one naming %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+func TestHelpHidesPassword(t *testing.T) {
+	var out strings.Builder
+	_, err := Parse([]string{"--help"}, env(map[string]string{"LUNA_PASSWD": "hunter2"}), &out)
+	if !errors.Is(err, ErrHelp) {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(out.String(), "LUNA_API_HOST_PORT") || strings.Contains(out.String(), "hunter2") {
+		t.Fatalf("help:\n%s", out.String())
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"0": 0, "65536": 65536, "64KiB": 64 << 10, "64MiB": 64 << 20, "1GB": 1e9, "2 mib": 2 << 20, "3k": 3 << 10} {
+		var b ByteSize
+		if err := b.Set(in); err != nil || b != want {
+			t.Errorf("%q: %d, %v; want %d", in, b, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1", "1.5GB", "12PB", "1e6"} {
+		var b ByteSize
+		if err := b.Set(in); err == nil {
+			t.Errorf("%q accepted as %d", in, b)
+		}
+	}
+}
