@@ -1,6 +1,8 @@
 package client
 
 import (
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"bufio"
 	"context"
 	"errors"
@@ -25,6 +27,14 @@ type Options struct {
 	DialTimeout time.Duration // bounds connecting and authenticating; 0 means 10s
 	// Dialer replaces net.Dialer.DialContext, e.g. for TLS or tests.
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Allocator holds received record batches. By default the buffers of
+	// released batches are reused for the next ones, which saves the
+	// clearing and collection of fresh memory on large results: a value
+	// (including a string from array.String.Value) is then valid only
+	// until its batch is released, as Arrow specifies. Pass
+	// memory.DefaultAllocator to leave every buffer to the garbage
+	// collector instead.
+	Allocator memory.Allocator
 }
 
 // Conn is a connection to a Luna server. It runs one request at a time and
@@ -36,6 +46,8 @@ type Conn struct {
 	// exactly one message at a time, so nothing of the next response is
 	// lost between them.
 	br *bufio.Reader
+
+	mem memory.Allocator
 
 	mu     sync.Mutex
 	busy   bool
@@ -63,6 +75,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 		return nil, fmt.Errorf("luna: dial %s: %w", addr, err)
 	}
 	c := NewConn(nc)
+	if opts.Allocator != nil {
+		c.mem = opts.Allocator
+	}
 	if opts.Password != "" {
 		if err := c.Auth(ctx, opts.Password); err != nil {
 			c.Close()
@@ -75,7 +90,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 // NewConn wraps an established connection, such as one end of a net.Pipe.
 // No AUTH is sent; call Auth if the server needs it.
 func NewConn(nc net.Conn) *Conn {
-	return &Conn{nc: nc, br: bufio.NewReader(nc)}
+	return &Conn{nc: nc, br: bufio.NewReader(nc), mem: bodyAllocator}
 }
 
 // Auth sends an AUTH line. The server closes the connection after refusing
@@ -140,7 +155,7 @@ func (c *Conn) request(ctx context.Context, req []byte, input string, wantStatus
 	if _, err := c.nc.Write(req); err != nil {
 		return nil, c.end(w, fmt.Errorf("luna: sending request: %w", err))
 	}
-	rdr, sr, err := openResult(c.br, input)
+	rdr, sr, err := openResult(c.br, c.mem, input)
 	if err != nil {
 		return nil, c.end(w, err)
 	}

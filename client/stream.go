@@ -1,6 +1,8 @@
 package client
 
 import (
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"bufio"
 	"bytes"
 	"encoding/binary"
@@ -45,8 +47,8 @@ type streamReader struct {
 	err error // first failure; sticky because the stream position is lost
 }
 
-func newStreamReader(br *bufio.Reader, input string) *streamReader {
-	s := &streamReader{br: br, inner: ipc.NewMessageReader(br), input: input}
+func newStreamReader(br *bufio.Reader, mem memory.Allocator, input string) *streamReader {
+	s := &streamReader{br: br, inner: ipc.NewMessageReader(br, ipc.WithAllocator(mem)), input: input}
 	s.refs.Add(1)
 	return s
 }
@@ -142,9 +144,9 @@ func wireError(err error) error {
 }
 
 // openResult reads the schema of the next response.
-func openResult(br *bufio.Reader, input string) (*ipc.Reader, *streamReader, error) {
-	sr := newStreamReader(br, input)
-	rdr, err := ipc.NewReaderFromMessageReader(sr)
+func openResult(br *bufio.Reader, mem memory.Allocator, input string) (*ipc.Reader, *streamReader, error) {
+	sr := newStreamReader(br, mem, input)
+	rdr, err := ipc.NewReaderFromMessageReader(sr, ipc.WithAllocator(mem))
 	if err != nil {
 		sr.Release()
 		if sr.err != nil {

@@ -14,7 +14,7 @@ import (
 // readAll reads one response from br and returns its int values.
 func readAll(t *testing.T, br *bufio.Reader) ([]int64, error) {
 	t.Helper()
-	rdr, sr, err := openResult(br, "q")
+	rdr, sr, err := openResult(br, bodyAllocator, "q")
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func TestAbortMarkerAfterBatch(t *testing.T) {
 }
 
 func TestAbortMarkerInsteadOfSchema(t *testing.T) {
-	_, _, err := openResult(bufio.NewReader(bytes.NewReader(abortMarker("early"))), "q")
+	_, _, err := openResult(bufio.NewReader(bytes.NewReader(abortMarker("early"))), bodyAllocator, "q")
 	var le *Error
 	if !errors.As(err, &le) || le.Message != "early" {
 		t.Fatalf("got %v, want *Error early", err)

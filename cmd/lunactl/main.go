@@ -322,7 +322,8 @@ func (p *tablePrinter) write(rec arrow.RecordBatch) error {
 			if col.IsNull(i) {
 				row[j] = "NULL"
 			} else {
-				row[j] = cellEscaper.Replace(col.ValueStr(i))
+				// Cloned: the batch's memory is reused once it is released.
+				row[j] = strings.Clone(cellEscaper.Replace(col.ValueStr(i)))
 			}
 		}
 		p.rows = append(p.rows, row)

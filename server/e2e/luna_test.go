@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"net"
 	"path/filepath"
@@ -207,6 +208,16 @@ func TestLunactlWalkthrough(t *testing.T) {
 	out, _, code = lunactl("--format", "csv", "-p", "SELECT Index, FirstName FROM customers ORDER BY Index LIMIT 2")
 	if code != 0 || out != "Index,FirstName\n1,Linda\n2,Sheryl\n" {
 		t.Fatalf("csv: exit %d\n%q", code, out)
+	}
+	// A table spanning many batches keeps every cell intact.
+	out, _, code = lunactl("-p", "SELECT 'row-' || range AS r FROM range(20000) ORDER BY range")
+	if code != 0 || !strings.Contains(out, "| row-0     |") || !strings.Contains(out, "| row-19999 |") || !strings.Contains(out, "(20000 rows") {
+		t.Fatalf("multi-batch table: exit %d, %d bytes", code, len(out))
+	}
+	for i, line := range strings.Split(out, "\n")[3:20003] {
+		if want := fmt.Sprintf("row-%d ", i); !strings.Contains(line, want) {
+			t.Fatalf("line %d = %q, want %q", i, line, want)
+		}
 	}
 	_, errOut, code = lunactl("-p", "SELECT * FROM nope")
 	if code != 1 || !strings.Contains(errOut, "nope") {
