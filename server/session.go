@@ -178,10 +178,7 @@ func (ss *session) serve(conn *engine.Conn, p parsed) bool {
 		ss.status(req.Text, fmt.Sprintf("unknown request prefix %q: expected x: (execute) or q: (query)", req.Prefix()))
 	}
 	ss.log.Debug("request", "kind", req.Kind, "bytes", len(req.Text), "duration", time.Since(start), "ok", err == nil)
-	if errors.Is(err, errBroken) {
-		return false
-	}
-	return true
+	return !errors.Is(err, errBroken)
 }
 
 // errBroken marks a failure after which the connection cannot go on.

@@ -4,8 +4,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
