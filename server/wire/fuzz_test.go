@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"github.com/lunadb/luna/client"
+
 	"bytes"
 	"errors"
 	"io"
@@ -42,11 +44,11 @@ func FuzzReader(f *testing.F) {
 			}
 			switch req.Kind {
 			case Exec:
-				again = AppendCommand(again, "x:", req.Text)
+				again = client.AppendRequest(again, "x:", req.Text)
 			case Query:
-				again = AppendCommand(again, "q:", req.Text)
+				again = client.AppendRequest(again, "q:", req.Text)
 			case Unknown:
-				again = AppendCommand(again, "", req.Text)
+				again = client.AppendRequest(again, "", req.Text)
 			case Auth:
 				again = append(append(append(again, "AUTH "...), req.Text...), "\r\n"...)
 			}
@@ -67,7 +69,7 @@ func FuzzRoundTrip(f *testing.F) {
 		if exec {
 			prefix, kind = "x:", Exec
 		}
-		in := AppendCommand(nil, prefix, stmt)
+		in := client.AppendRequest(nil, prefix, stmt)
 		req, err := NewReader(bytes.NewReader(in), len(in)).Next()
 		if err != nil || req.Kind != kind || req.Text != stmt {
 			t.Fatalf("got %+v, %v", req, err)

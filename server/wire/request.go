@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"unsafe"
 )
@@ -253,14 +252,4 @@ func (r *Reader) auth() (Request, error) {
 		return Request{}, r.framing("AUTH line must end with CRLF")
 	}
 	return Request{Kind: Auth, Text: string(line[:len(line)-2])}, nil
-}
-
-// AppendCommand appends a framed command to dst: prefix is "x:" or "q:".
-func AppendCommand(dst []byte, prefix, stmt string) []byte {
-	dst = append(dst, '$')
-	dst = strconv.AppendInt(dst, int64(len(prefix)+len(stmt)), 10)
-	dst = append(dst, "\r\n"...)
-	dst = append(dst, prefix...)
-	dst = append(dst, stmt...)
-	return append(dst, "\r\n"...)
 }

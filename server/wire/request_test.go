@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"github.com/lunadb/luna/client"
+
 	"bytes"
 	"errors"
 	"io"
@@ -55,7 +57,7 @@ func TestTextMayHoldFramingBytes(t *testing.T) {
 	}
 	var in []byte
 	for _, s := range stmts {
-		in = AppendCommand(in, "q:", s)
+		in = client.AppendRequest(in, "q:", s)
 	}
 	reqs, err := readAll(t, string(in), 0)
 	if err != io.EOF || len(reqs) != len(stmts) {
@@ -134,7 +136,7 @@ func TestAuthPasswordMayHoldSpaces(t *testing.T) {
 func TestFiftyPipelined(t *testing.T) {
 	var in []byte
 	for i := range 50 {
-		in = AppendCommand(in, "q:", strings.Repeat("x", i))
+		in = client.AppendRequest(in, "q:", strings.Repeat("x", i))
 	}
 	r := NewReader(bytes.NewReader(in), 0)
 	for i := range 50 {
