@@ -236,7 +236,7 @@ type fetched struct {
 }
 
 // readAhead is how many batches DuckDB may produce before they are read.
-const readAhead = 4
+const readAhead = 16
 
 // Schema is the result's Arrow schema.
 func (r *Rows) Schema() *arrow.Schema { return r.schema }
