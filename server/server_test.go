@@ -335,6 +335,10 @@ func TestMaxConnections(t *testing.T) {
 	ts := start(t, server.Options{MaxConnections: 2})
 	a := ts.dial(t, client.Options{})
 	b := ts.dial(t, client.Options{})
+	// TCP accepts before the server does: let it take both first.
+	if !waitFor(5*time.Second, func() bool { return ts.OpenConnections() == 2 }) {
+		t.Fatal("connections not served")
+	}
 	r := ts.raw(t)
 	r.wantStatus("", "too many connections: the server allows 2")
 	r.wantClosed()
