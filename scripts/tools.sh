@@ -25,6 +25,7 @@ install)
 	command -v go >/dev/null || { echo "go is required (https://go.dev/dl)" >&2; exit 1; }
 	command -v gcc >/dev/null || { echo "gcc is required for cgo (apt-get install gcc)" >&2; exit 1; }
 	install_go_tool staticcheck "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+	install_go_tool ec2-metadata-mock "github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock@v1.13.0"
 	;;
 path)
 	echo "$BIN/${2:?tool name}"

@@ -34,10 +34,30 @@ type Options struct {
 	MaxConnections int
 	// QueryTimeout caps one request's run time, streaming included (0: none).
 	QueryTimeout time.Duration
+	// Observer, when set, is told of every request (for metrics).
+	Observer Observer
 	// BatchRows is the smallest result record batch: smaller DuckDB chunks
 	// are joined up to it (default 2048, DuckDB's own chunk size).
 	BatchRows int
 }
+
+// Observer receives the server's events; implementations must be safe for
+// concurrent use and fast, as they run on the request path.
+type Observer interface {
+	// Request reports a finished request: its kind (exec, query, auth,
+	// unknown, malformed), outcome (ok, error, denied, aborted) and time.
+	Request(kind, outcome string, d time.Duration)
+	// Streamed reports rows and bytes sent for one response.
+	Streamed(rows, bytes int64)
+	// AuthFailed reports a refused authentication.
+	AuthFailed()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Request(string, string, time.Duration) {}
+func (nopObserver) Streamed(int64, int64)                 {}
+func (nopObserver) AuthFailed()                           {}
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("luna: server closed")
@@ -63,8 +83,13 @@ type Server struct {
 	idle      chan struct{} // signalled when a session ends
 	closed    bool
 
-	open atomic.Int64 // connections being served, refused ones excluded
+	open     atomic.Int64  // connections being served, refused ones excluded
+	accepted atomic.Uint64 // connections accepted, refused ones included
 }
+
+// Accepted counts the connections accepted so far; a health probe uses it
+// to see that the accept loop is alive.
+func (s *Server) Accepted() uint64 { return s.accepted.Load() }
 
 // New returns a server for db.
 func New(db *engine.DB, opts Options, log *slog.Logger) *Server {
@@ -76,6 +101,9 @@ func New(db *engine.DB, opts Options, log *slog.Logger) *Server {
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	return &Server{
 		db:        db,
@@ -129,6 +157,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
 		}
 		backoff = 0
+		s.accepted.Add(1)
 		go s.serveConn(nc)
 	}
 }

@@ -34,6 +34,7 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	authed bool
+	conn   *engine.Conn // opened on first use
 
 	closeOnce sync.Once
 }
@@ -67,14 +68,11 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	defer s.untrack(ss)
 
-	conn, err := s.db.Connect()
-	if err != nil {
-		ss.log.Error("open database connection", "err", err)
-		ss.status("", "cannot open a database connection: "+err.Error())
-		ss.bw.Flush()
-		return
-	}
-	defer conn.Close()
+	defer func() {
+		if ss.conn != nil {
+			ss.conn.Close()
+		}
+	}()
 
 	ss.log.Debug("connection opened")
 	start := time.Now()
@@ -100,7 +98,7 @@ func (s *Server) serveConn(nc net.Conn) {
 			// A request that arrives while draining is not started.
 			return
 		}
-		if !ss.serve(conn, p) {
+		if !ss.serve(p) {
 			return
 		}
 		// Flush only when no further pipelined request is waiting, so a
@@ -140,24 +138,31 @@ func (ss *session) read(out chan<- parsed) {
 }
 
 // serve answers one request and reports whether the session goes on.
-func (ss *session) serve(conn *engine.Conn, p parsed) bool {
+func (ss *session) serve(p parsed) bool {
+	obs := ss.srv.opts.Observer
+	start := time.Now()
 	if p.err != nil {
 		var fe *wire.FramingError
 		errors.As(p.err, &fe)
 		ss.log.Warn("malformed request; closing connection", "err", fe.Msg)
 		ss.status(fe.Seen, fe.Error())
 		ss.bw.Flush()
+		obs.Request("malformed", "error", time.Since(start))
 		return false
 	}
 	req := p.req
 	if req.Kind == wire.Auth {
-		return ss.authenticate(req.Text)
+		ok := ss.authenticate(req.Text)
+		obs.Request("auth", outcome(ok, "denied"), time.Since(start))
+		return ok
 	}
 	if ss.srv.opts.Password != "" && !ss.authed {
 		ss.log.Warn("request before AUTH denied", "kind", req.Kind)
+		obs.AuthFailed()
 		ss.srv.auth.failed(ss.ctx, ss.remote)
 		ss.status(wire.AuthInput, wire.Denied)
 		ss.bw.Flush()
+		obs.Request(req.Kind.String(), "denied", time.Since(start))
 		return false
 	}
 
@@ -167,18 +172,48 @@ func (ss *session) serve(conn *engine.Conn, p parsed) bool {
 	}
 	defer cancel()
 
-	start := time.Now()
 	var err error
 	switch req.Kind {
 	case wire.Exec:
-		err = ss.exec(ctx, conn, req.Text)
+		err = ss.exec(ctx, req.Text)
 	case wire.Query:
-		err = ss.query(ctx, conn, req.Text)
+		err = ss.query(ctx, req.Text)
 	default:
+		err = errUnknownPrefix
 		ss.status(req.Text, fmt.Sprintf("unknown request prefix %q: expected x: (execute) or q: (query)", req.Prefix()))
 	}
-	ss.log.Debug("request", "kind", req.Kind, "bytes", len(req.Text), "duration", time.Since(start), "ok", err == nil)
+	d := time.Since(start)
+	ss.log.Debug("request", "kind", req.Kind, "bytes", len(req.Text), "duration", d, "ok", err == nil)
+	res := outcome(err == nil, "error")
+	if errors.Is(err, errBroken) {
+		res = "aborted"
+	}
+	obs.Request(req.Kind.String(), res, d)
 	return !errors.Is(err, errBroken)
+}
+
+var errUnknownPrefix = errors.New("unknown prefix")
+
+func outcome(ok bool, otherwise string) string {
+	if ok {
+		return "ok"
+	}
+	return otherwise
+}
+
+// engineConn is the session's DuckDB connection, opened on first use so
+// that connections which never run SQL (health probes, refused AUTH) cost
+// nothing in the engine.
+func (ss *session) engineConn() (*engine.Conn, error) {
+	if ss.conn == nil {
+		c, err := ss.srv.db.Connect()
+		if err != nil {
+			ss.log.Error("open database connection", "err", err)
+			return nil, fmt.Errorf("cannot open a database connection: %w", err)
+		}
+		ss.conn = c
+	}
+	return ss.conn, nil
 }
 
 // errBroken marks a failure after which the connection cannot go on.
@@ -193,14 +228,19 @@ func (ss *session) authenticate(password string) bool {
 		return true
 	}
 	ss.log.Warn("authentication failed")
+	ss.srv.opts.Observer.AuthFailed()
 	ss.srv.auth.failed(ss.ctx, ss.remote)
 	ss.status(wire.AuthInput, wire.Denied)
 	ss.bw.Flush()
 	return false
 }
 
-func (ss *session) exec(ctx context.Context, conn *engine.Conn, sql string) error {
-	if err := conn.Exec(ctx, sql); err != nil {
+func (ss *session) exec(ctx context.Context, sql string) error {
+	conn, err := ss.engineConn()
+	if err == nil {
+		err = conn.Exec(ctx, sql)
+	}
+	if err != nil {
 		ss.status(sql, err.Error())
 		return err
 	}
@@ -208,7 +248,12 @@ func (ss *session) exec(ctx context.Context, conn *engine.Conn, sql string) erro
 	return nil
 }
 
-func (ss *session) query(ctx context.Context, conn *engine.Conn, sql string) error {
+func (ss *session) query(ctx context.Context, sql string) error {
+	conn, err := ss.engineConn()
+	if err != nil {
+		ss.status(sql, err.Error())
+		return err
+	}
 	rows, err := conn.Query(ctx, sql, ss.srv.opts.BatchRows)
 	if err != nil {
 		ss.status(sql, err.Error())
@@ -221,6 +266,10 @@ func (ss *session) query(ctx context.Context, conn *engine.Conn, sql string) err
 		return nil
 	}
 	st := wire.NewStream(ss.bw, rows.Schema())
+	written := ss.bw.Written() + int64(ss.bw.Buffered())
+	defer func() {
+		ss.srv.opts.Observer.Streamed(st.Rows(), ss.bw.Written()+int64(ss.bw.Buffered())-written)
+	}()
 	sent := false
 	for {
 		rec, err := rows.Next()

@@ -36,6 +36,18 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	Version         bool
+
+	PasswdFile      string
+	PasswdFrom      string
+	PasswdTimeout   time.Duration
+	InitSQL         PathList
+	InitSQLOnError  string
+	HealthHostPort  string
+	HealthProbeSQL  string
+	HealthProbeWait time.Duration
+
+	// FromEnv names the flags whose value came from the environment.
+	FromEnv map[string]bool
 }
 
 // Defaults returns the configuration with no flag or variable set.
@@ -47,6 +59,10 @@ func Defaults() Config {
 		BatchRows:       2048,
 		LogLevel:        "info",
 		LogFormat:       "text",
+		PasswdTimeout:   2 * time.Minute,
+		InitSQLOnError:  "fail",
+		HealthProbeSQL:  "SELECT 1",
+		HealthProbeWait: 5 * time.Second,
 	}
 }
 
@@ -58,6 +74,23 @@ func EnvName(flagName string) string {
 
 // secret flags never have their value printed, not even a default.
 var secret = map[string]bool{"passwd": true}
+
+// PathList is a repeatable flag of paths; one value may hold several
+// separated by ':', as LUNA_INIT_SQL does.
+type PathList []string
+
+func (p *PathList) String() string { return strings.Join(*p, ":") }
+
+// Set adds the paths in s.
+func (p *PathList) Set(s string) error {
+	for _, path := range strings.Split(s, ":") {
+		if path == "" {
+			return fmt.Errorf("empty path in %q", s)
+		}
+		*p = append(*p, path)
+	}
+	return nil
+}
 
 func (c *Config) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("luna", flag.ContinueOnError)
@@ -76,6 +109,14 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.BoolVar(&c.Version, "version", c.Version, "print the version and exit")
+	fs.StringVar(&c.PasswdFile, "passwd-file", c.PasswdFile, "file holding the password (trailing newline trimmed); wins over LUNA_PASSWD")
+	fs.StringVar(&c.PasswdFrom, "passwd-from", c.PasswdFrom, "fetch the password at startup: gcp-metadata:<attribute>, aws-imds:<tag>, aws-ssm:<parameter> or aws-secretsmanager:<secret-id>")
+	fs.DurationVar(&c.PasswdTimeout, "passwd-timeout", c.PasswdTimeout, "how long --passwd-from keeps retrying a source that is not reachable yet")
+	fs.Var(&c.InitSQL, "init-sql", "SQL file, or directory whose *.sql files run in lexical order, to run before serving (repeatable; ':' separates several)")
+	fs.StringVar(&c.InitSQLOnError, "init-sql-on-error", c.InitSQLOnError, "on a failing startup statement: fail (exit non-zero) or continue (log and go on)")
+	fs.StringVar(&c.HealthHostPort, "health-host-port", c.HealthHostPort, "address of the HTTP side port with /healthz, /readyz and /metrics (empty: off)")
+	fs.StringVar(&c.HealthProbeSQL, "health-probe-sql", c.HealthProbeSQL, "query the health probe runs; the systemd watchdog is fed only while it succeeds in time")
+	fs.DurationVar(&c.HealthProbeWait, "health-probe-timeout", c.HealthProbeWait, "how long the health probe may take")
 	return fs
 }
 
@@ -102,6 +143,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.FromEnv = map[string]bool{}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if err != nil || set[f.Name] {
@@ -110,8 +152,13 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		env := EnvName(f.Name)
 		if v := getenv(env); v != "" {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("invalid value %q for %s (--%s): %v", v, env, f.Name, e)
+				shown := v
+				if secret[f.Name] {
+					shown = "…"
+				}
+				err = fmt.Errorf("invalid value %q for %s (--%s): %v", shown, env, f.Name, e)
 			}
+			c.FromEnv[f.Name] = true
 		}
 	})
 	if err != nil {
@@ -158,6 +205,23 @@ func (c *Config) validate() error {
 	}
 	if _, err := c.Level(); err != nil {
 		bad("log-level", "%v", err)
+	}
+	if c.PasswdTimeout < 0 {
+		bad("passwd-timeout", "must not be negative, got %v", c.PasswdTimeout)
+	}
+	if c.InitSQLOnError != "fail" && c.InitSQLOnError != "continue" {
+		bad("init-sql-on-error", "must be fail or continue, got %q", c.InitSQLOnError)
+	}
+	if c.HealthHostPort != "" {
+		if _, _, err := net.SplitHostPort(c.HealthHostPort); err != nil {
+			bad("health-host-port", "%q is not host:port: %v", c.HealthHostPort, err)
+		}
+	}
+	if strings.TrimSpace(c.HealthProbeSQL) == "" {
+		bad("health-probe-sql", "must not be empty")
+	}
+	if c.HealthProbeWait <= 0 {
+		bad("health-probe-timeout", "must be positive, got %v", c.HealthProbeWait)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "must be text or json, got %q", c.LogFormat)

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,9 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != Defaults() || c.APIHostPort != "0.0.0.0:7688" || c.MaxRequestBytes != 64<<20 {
+	d := Defaults()
+	d.FromEnv = map[string]bool{}
+	if !reflect.DeepEqual(c, d) || c.APIHostPort != "0.0.0.0:7688" || c.MaxRequestBytes != 64<<20 {
 		t.Fatalf("got %+v", c)
 	}
 }
@@ -59,6 +62,22 @@ func TestBadValuesNameTheFlagOrVariable(t *testing.T) {
 		_, err := Parse(c.args, env(c.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: err = %v, want one naming %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+func TestInitSQLPaths(t *testing.T) {
+	c, err := Parse([]string{"--init-sql", "/a.sql", "--init-sql=/b:/c"}, env(nil), io.Discard)
+	if err != nil || !reflect.DeepEqual([]string(c.InitSQL), []string{"/a.sql", "/b", "/c"}) {
+		t.Fatalf("%v %v", c.InitSQL, err)
+	}
+	c, err = Parse(nil, env(map[string]string{"LUNA_INIT_SQL": "/etc/luna/init.d:/x.sql", "LUNA_PASSWD": "p"}), io.Discard)
+	if err != nil || len(c.InitSQL) != 2 || !c.FromEnv["passwd"] || c.FromEnv["init-sql"] != true {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, bad := range [][]string{{"--init-sql", "a::b"}, {"--init-sql-on-error", "ignore"}, {"--health-host-port", "7689"}, {"--health-probe-timeout", "0s"}, {"--health-probe-sql", " "}} {
+		if _, err := Parse(bad, env(nil), io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
 		}
 	}
 }

@@ -86,6 +86,8 @@ type proc struct {
 	logs *logBuffer
 	done chan struct{}
 	err  error
+
+	serving chan string // the address, once serving
 }
 
 type logBuffer struct {
@@ -109,6 +111,14 @@ func (l *logBuffer) String() string {
 // serves. Extra env entries are KEY=VALUE.
 func startLuna(tb testing.TB, race bool, env []string, args ...string) *proc {
 	tb.Helper()
+	p := launchLuna(tb, race, env, args...)
+	p.waitServing()
+	return p
+}
+
+// launchLuna starts the server without waiting for it to serve.
+func launchLuna(tb testing.TB, race bool, env []string, args ...string) *proc {
+	tb.Helper()
 	bin := binary(tb, "luna", race)
 	args = append([]string{"--api-host-port", "127.0.0.1:0", "--log-format", "json"}, args...)
 	cmd := exec.Command(bin, args...)
@@ -121,7 +131,7 @@ func startLuna(tb testing.TB, race bool, env []string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	addr := make(chan string, 1)
+	p.serving = make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(nil, 1<<20)
@@ -133,7 +143,7 @@ func startLuna(tb testing.TB, race bool, env []string, args ...string) *proc {
 				Addr string `json:"addr"`
 			}
 			if json.Unmarshal([]byte(line), &ev) == nil && ev.Msg == "luna is serving" {
-				addr <- ev.Addr
+				p.serving <- ev.Addr
 			}
 		}
 		io.Copy(io.Discard, stderr)
@@ -149,14 +159,19 @@ func startLuna(tb testing.TB, race bool, env []string, args ...string) *proc {
 			tb.Logf("luna logs:\n%s", p.logs)
 		}
 	})
-	select {
-	case p.addr = <-addr:
-	case <-p.done:
-		tb.Fatalf("luna exited early: %v\n%s", p.err, p.logs)
-	case <-time.After(60 * time.Second):
-		tb.Fatalf("luna did not start serving\n%s", p.logs)
-	}
 	return p
+}
+
+// waitServing waits for the server's "luna is serving" log line.
+func (p *proc) waitServing() {
+	p.tb.Helper()
+	select {
+	case p.addr = <-p.serving:
+	case <-p.done:
+		p.tb.Fatalf("luna exited early: %v\n%s", p.err, p.logs)
+	case <-time.After(60 * time.Second):
+		p.tb.Fatalf("luna did not start serving\n%s", p.logs)
+	}
 }
 
 // cleanEnv is the test's environment without LUNA_* variables, so a

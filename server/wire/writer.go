@@ -21,6 +21,7 @@ type Writer struct {
 	from    int  // where that piece starts in scratch
 	held    []arrow.RecordBatch
 	size    int
+	written int64
 }
 
 // smallWrite is the size under which a piece is copied, not referenced.
@@ -68,6 +69,9 @@ func (w *Writer) Hold(rec arrow.RecordBatch) {
 	w.held = append(w.held, rec)
 }
 
+// Written is the number of bytes sent so far.
+func (w *Writer) Written() int64 { return w.written }
+
 // Buffered is the number of bytes queued.
 func (w *Writer) Buffered() int { return w.size }
 
@@ -76,7 +80,9 @@ func (w *Writer) Flush() error {
 	var err error
 	if w.size > 0 {
 		bufs := w.bufs
-		_, err = bufs.WriteTo(w.w)
+		var n int64
+		n, err = bufs.WriteTo(w.w)
+		w.written += n
 	}
 	for i, rec := range w.held {
 		rec.Release()

@@ -1,0 +1,136 @@
+// Package metrics holds Luna's Prometheus metrics: request counts and
+// durations, streamed rows and bytes, authentication failures, open
+// connections, DuckDB's memory and spill use, and build information.
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is the set of collectors, registered on their own registry.
+type Metrics struct {
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	rows         prometheus.Counter
+	bytes        prometheus.Counter
+	authFailures prometheus.Counter
+}
+
+// New creates the metrics for a server of the given version.
+func New(version, duckdbVersion string) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "luna_requests_total",
+			Help: "Requests answered, by kind (exec, query, auth, unknown, malformed) and outcome (ok, error, denied, aborted).",
+		}, []string{"kind", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "luna_request_duration_seconds",
+			Help:    "Time from a request's start to its last byte written, by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5ms to ~2 min
+		}, []string{"kind"}),
+		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "luna_result_rows_total",
+			Help: "Rows streamed to clients in query results.",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "luna_result_bytes_total",
+			Help: "Bytes of Arrow IPC streamed to clients in query results.",
+		}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "luna_auth_failures_total",
+			Help: "Refused authentications: wrong password, or a request before AUTH.",
+		}),
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "luna_build_info",
+		Help: "Build information; the value is always 1.",
+	}, []string{"version", "duckdb", "goversion"})
+	build.WithLabelValues(version, duckdbVersion, runtime.Version()).Set(1)
+	m.reg.MustRegister(m.requests, m.duration, m.rows, m.bytes, m.authFailures, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry is where the metrics are registered, for the /metrics handler.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Request counts a finished request.
+func (m *Metrics) Request(kind, outcome string, d time.Duration) {
+	m.requests.WithLabelValues(kind, outcome).Inc()
+	m.duration.WithLabelValues(kind).Observe(d.Seconds())
+}
+
+// Streamed counts rows and bytes sent in one response.
+func (m *Metrics) Streamed(rows, bytes int64) {
+	m.rows.Add(float64(rows))
+	m.bytes.Add(float64(bytes))
+}
+
+// AuthFailed counts a refused authentication.
+func (m *Metrics) AuthFailed() { m.authFailures.Inc() }
+
+// GaugeFunc registers a gauge whose value is read at each scrape.
+func (m *Metrics) GaugeFunc(name, help string, fn func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
+// MemoryUse is one row of DuckDB's memory accounting.
+type MemoryUse struct {
+	Tag         string
+	MemoryBytes int64
+	SpillBytes  int64
+}
+
+// MemoryFunc reads DuckDB's memory accounting (duckdb_memory()).
+type MemoryFunc func(ctx context.Context) ([]MemoryUse, error)
+
+// WatchMemory registers collectors that read DuckDB's memory use and spill
+// at each scrape, waiting at most timeout for the engine.
+func (m *Metrics) WatchMemory(read MemoryFunc, timeout time.Duration, log *slog.Logger) {
+	m.reg.MustRegister(&memoryCollector{read: read, timeout: timeout, log: log})
+}
+
+var (
+	memoryDesc = prometheus.NewDesc("luna_duckdb_memory_bytes",
+		"Memory DuckDB's buffer manager holds, by component (duckdb_memory()).", []string{"tag"}, nil)
+	spillDesc = prometheus.NewDesc("luna_duckdb_spill_bytes",
+		"Bytes DuckDB has spilled to its temporary directory, by component (duckdb_memory()).", []string{"tag"}, nil)
+	memoryUpDesc = prometheus.NewDesc("luna_duckdb_memory_scrape_ok",
+		"1 if DuckDB's memory accounting could be read at this scrape.", nil, nil)
+)
+
+type memoryCollector struct {
+	read    MemoryFunc
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- memoryDesc
+	ch <- spillDesc
+	ch <- memoryUpDesc
+}
+
+func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	uses, err := c.read(ctx)
+	if err != nil {
+		c.log.Warn("reading DuckDB memory use for metrics", "err", err)
+		ch <- prometheus.MustNewConstMetric(memoryUpDesc, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(memoryUpDesc, prometheus.GaugeValue, 1)
+	for _, u := range uses {
+		ch <- prometheus.MustNewConstMetric(memoryDesc, prometheus.GaugeValue, float64(u.MemoryBytes), u.Tag)
+		ch <- prometheus.MustNewConstMetric(spillDesc, prometheus.GaugeValue, float64(u.SpillBytes), u.Tag)
+	}
+}
