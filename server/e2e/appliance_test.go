@@ -103,6 +103,20 @@ func (ns *notifySocket) waitFor(t *testing.T, line string, d time.Duration) noti
 	return notifyMsg{}
 }
 
+// scalar runs a query and returns its first value as text.
+func scalar(t *testing.T, c *client.Conn, sql string) string {
+	t.Helper()
+	rows, err := c.Query(context.Background(), sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		t.Fatalf("%s: no rows (%v)", sql, rows.Err())
+	}
+	return rows.RecordBatch().Column(0).ValueStr(0)
+}
+
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -126,15 +140,9 @@ func TestSystemdNotifications(t *testing.T) {
 	// READY came after every startup statement: the preload is complete
 	// the moment it arrives.
 	c := p.dial(t, client.Options{})
-	rows, err := c.Query(context.Background(), "SELECT c FROM preload")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows.Next()
-	if got := rows.RecordBatch().Column(0).ValueStr(0); got != "1500000000" {
+	if got := scalar(t, c, "SELECT c FROM preload"); got != "1500000000" {
 		t.Fatalf("preload = %s", got)
 	}
-	rows.Close()
 	before := ns.since(time.Time{})
 	var sawStatus, sawExtend bool
 	for _, m := range before {
@@ -310,15 +318,9 @@ func TestInitSQLDirectoryRunsInOrder(t *testing.T) {
 	extra := writeFile(t, t.TempDir(), "30.sql", "INSERT INTO t VALUES (100);")
 	p := startLuna(t, true, nil, "--init-sql", dir+":"+extra)
 	c := p.dial(t, client.Options{})
-	rows, err := c.Query(context.Background(), "SELECT string_agg(x::VARCHAR, ',' ORDER BY x) FROM t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows.Next()
-	if got := rows.RecordBatch().Column(0).ValueStr(0); got != "1,2,3,100" {
+	if got := scalar(t, c, "SELECT string_agg(x::VARCHAR, ',' ORDER BY x) FROM t"); got != "1,2,3,100" {
 		t.Fatalf("t = %s", got)
 	}
-	rows.Close()
 	if !strings.Contains(p.logs.String(), `"msg":"startup SQL finished"`) {
 		t.Fatal("no progress logs")
 	}
