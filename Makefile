@@ -48,6 +48,7 @@ lint: tools
 
 tools:
 	scripts/tools.sh install
+	scripts/test-deps.sh
 
 clean:
 	rm -rf bin dist

@@ -19,6 +19,19 @@ install_go_tool() { # name module@version
 	echo "$mod" >"$stamp"
 }
 
+install_npm_tool() { # bin-name package@version
+	local name=$1 pkg=$2 dir="$CACHE/npm/${2%@*}" stamp="$BIN/.$1.version"
+	if [[ -x "$BIN/$name" && "$(cat "$stamp" 2>/dev/null)" == "$pkg" ]]; then
+		return
+	fi
+	command -v npm >/dev/null || { echo "npm is required for $pkg (apt-get install npm)" >&2; exit 1; }
+	echo "installing $pkg into $dir"
+	mkdir -p "$dir"
+	npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "$pkg"
+	ln -sf "$dir/node_modules/.bin/$name" "$BIN/$name"
+	echo "$pkg" >"$stamp"
+}
+
 case "${1:-install}" in
 install)
 	mkdir -p "$BIN"
@@ -26,6 +39,11 @@ install)
 	command -v gcc >/dev/null || { echo "gcc is required for cgo (apt-get install gcc)" >&2; exit 1; }
 	install_go_tool staticcheck "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 	install_go_tool ec2-metadata-mock "github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock@v1.13.0"
+	# Object-storage emulators for the integration tests (versitygw takes
+	# minutes to build cold; the cache keeps it).
+	install_go_tool versitygw "github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+	install_go_tool fake-gcs-server "github.com/fsouza/fake-gcs-server@v1.56.1"
+	install_npm_tool azurite-blob azurite@3.37.0
 	;;
 path)
 	echo "$BIN/${2:?tool name}"

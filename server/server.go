@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/server/engine"
+	"github.com/lunadb/luna/server/remote"
 	"github.com/lunadb/luna/server/wire"
 )
 
@@ -34,6 +35,9 @@ type Options struct {
 	MaxConnections int
 	// QueryTimeout caps one request's run time, streaming included (0: none).
 	QueryTimeout time.Duration
+	// Resolver, when set, resolves object-store URLs and secrets in
+	// statements; without it statements go to DuckDB unchanged.
+	Resolver *remote.Resolver
 	// Observer, when set, is told of every request (for metrics).
 	Observer Observer
 	// BatchRows is the smallest result record batch: smaller DuckDB chunks

@@ -238,7 +238,7 @@ func (ss *session) authenticate(password string) bool {
 func (ss *session) exec(ctx context.Context, sql string) error {
 	conn, err := ss.engineConn()
 	if err == nil {
-		err = conn.Exec(ctx, sql)
+		err = ss.execSQL(ctx, conn, sql)
 	}
 	if err != nil {
 		ss.status(sql, err.Error())
@@ -254,14 +254,28 @@ func (ss *session) query(ctx context.Context, sql string) error {
 		ss.status(sql, err.Error())
 		return err
 	}
-	rows, err := conn.Query(ctx, sql, ss.srv.opts.BatchRows)
+	rows, finish, err := ss.openQuery(ctx, conn, sql)
 	if err != nil {
 		ss.status(sql, err.Error())
 		return err
 	}
-	defer rows.Close()
-	if rows.Schema().NumFields() == 0 {
-		// CREATE and the like return no columns: answer as x: would.
+	ok := false
+	defer func() {
+		if rows != nil {
+			rows.Close()
+		}
+		if ferr := finish(ok); ferr != nil {
+			ss.log.Warn("finishing statement", "err", ferr)
+		}
+	}()
+	if rows == nil || rows.Schema().NumFields() == 0 {
+		// A secret, or CREATE and the like that return no columns:
+		// answer as x: would, once the statement is wholly done.
+		err, finish = finish(true), func(bool) error { return nil }
+		if err != nil {
+			ss.status(sql, err.Error())
+			return err
+		}
 		ss.status(sql, wire.OK)
 		return nil
 	}
@@ -303,6 +317,7 @@ func (ss *session) query(ctx context.Context, sql string) error {
 		ss.cancel(errClientGone)
 		return errBroken
 	}
+	ok = true
 	return nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +27,7 @@ import (
 	"github.com/lunadb/luna/server/health"
 	"github.com/lunadb/luna/server/metrics"
 	"github.com/lunadb/luna/server/passwd"
+	"github.com/lunadb/luna/server/remote"
 	"github.com/lunadb/luna/server/systemd"
 )
 
@@ -91,7 +94,27 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	}
 	defer ln.Close()
 
-	if err := runInitSQL(ctx, db, cfg, notify, log); err != nil {
+	var resolver *remote.Resolver
+	if cfg.ObjectStore == "native" {
+		dir := cfg.ObjectCacheDir
+		switch {
+		case dir != "":
+		case cfg.DBHomeDir != "":
+			dir = filepath.Join(cfg.DBHomeDir, "object-cache")
+		default:
+			dir = filepath.Join(os.TempDir(), fmt.Sprintf("luna-object-cache-%d", os.Getpid()))
+			defer os.RemoveAll(dir)
+		}
+		resolver, err = remote.New(remote.Options{CacheDir: dir, CacheMaxBytes: int64(cfg.ObjectCacheMaxBytes), Log: log})
+		if err != nil {
+			return err
+		}
+		met.GaugeFunc("luna_object_cache_bytes", "Bytes of objects in the local cache.", func() float64 {
+			return float64(resolver.CacheBytes())
+		})
+	}
+
+	if err := runInitSQL(ctx, db, resolver, cfg, notify, log); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -105,6 +128,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		QueryTimeout:    cfg.QueryTimeout,
 		BatchRows:       cfg.BatchRows,
 		Observer:        met,
+		Resolver:        resolver,
 	}, log)
 	met.GaugeFunc("luna_connections_open", "Client connections being served.", func() float64 {
 		return float64(srv.OpenConnections())
@@ -196,7 +220,7 @@ func passwordFromSources(ctx context.Context, cfg config.Config, log *slog.Logge
 
 // runInitSQL runs the startup SQL, telling systemd about progress so a long
 // preload that is still moving is not killed by the start timeout.
-func runInitSQL(ctx context.Context, db *engine.DB, cfg config.Config, notify *systemd.Notifier, log *slog.Logger) error {
+func runInitSQL(ctx context.Context, db *engine.DB, resolver *remote.Resolver, cfg config.Config, notify *systemd.Notifier, log *slog.Logger) error {
 	files, err := initFiles(cfg.InitSQL)
 	if err != nil {
 		return err
@@ -216,7 +240,7 @@ func runInitSQL(ctx context.Context, db *engine.DB, cfg config.Config, notify *s
 
 	var mu sync.Mutex
 	statements := 0
-	r := &initRunner{conn: conn, log: log, continueOnError: cfg.InitSQLOnError == "continue",
+	r := &initRunner{conn: conn, resolver: resolver, log: log, continueOnError: cfg.InitSQLOnError == "continue",
 		started: func(file string, line int) {
 			mu.Lock()
 			statements++

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lunadb/luna/server"
 	"github.com/lunadb/luna/server/engine"
+	"github.com/lunadb/luna/server/remote"
 	"github.com/lunadb/luna/server/sqltext"
 )
 
@@ -63,6 +65,7 @@ func (e *InitError) Unwrap() error { return e.Err }
 // initRunner runs the startup SQL on one connection.
 type initRunner struct {
 	conn            *engine.Conn
+	resolver        *remote.Resolver // nil: statements go to DuckDB as they are
 	log             *slog.Logger
 	continueOnError bool
 	// started is called before each statement, so the caller can tell a
@@ -86,7 +89,7 @@ func (r *initRunner) run(ctx context.Context, files []string) (failed int, err e
 				r.started(f, st.Line)
 			}
 			start := time.Now()
-			err := r.conn.Exec(ctx, st.Text)
+			err := server.RunStatement(ctx, r.resolver, r.conn, st.Text)
 			if err != nil {
 				if ctx.Err() != nil {
 					return failed, context.Cause(ctx)

@@ -46,6 +46,10 @@ type Config struct {
 	HealthProbeSQL  string
 	HealthProbeWait time.Duration
 
+	ObjectStore         string
+	ObjectCacheDir      string
+	ObjectCacheMaxBytes ByteSize
+
 	// FromEnv names the flags whose value came from the environment.
 	FromEnv map[string]bool
 }
@@ -63,6 +67,7 @@ func Defaults() Config {
 		InitSQLOnError:  "fail",
 		HealthProbeSQL:  "SELECT 1",
 		HealthProbeWait: 5 * time.Second,
+		ObjectStore:     "native",
 	}
 }
 
@@ -117,6 +122,9 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.HealthHostPort, "health-host-port", c.HealthHostPort, "address of the HTTP side port with /healthz, /readyz and /metrics (empty: off)")
 	fs.StringVar(&c.HealthProbeSQL, "health-probe-sql", c.HealthProbeSQL, "query the health probe runs; the systemd watchdog is fed only while it succeeds in time")
 	fs.DurationVar(&c.HealthProbeWait, "health-probe-timeout", c.HealthProbeWait, "how long the health probe may take")
+	fs.StringVar(&c.ObjectStore, "object-store", c.ObjectStore, "native: Luna reads s3://, gs://, az:// URLs and secrets itself; duckdb: pass them to DuckDB's own extensions")
+	fs.StringVar(&c.ObjectCacheDir, "object-cache-dir", c.ObjectCacheDir, "local cache of downloaded objects (empty: object-cache under --db-home-dir, else under the system temp directory)")
+	fs.Var(&c.ObjectCacheMaxBytes, "object-cache-max-bytes", "cap on the object cache, e.g. 50GiB; files no statement uses are evicted (0: no cap)")
 	return fs
 }
 
@@ -222,6 +230,9 @@ func (c *Config) validate() error {
 	}
 	if c.HealthProbeWait <= 0 {
 		bad("health-probe-timeout", "must be positive, got %v", c.HealthProbeWait)
+	}
+	if c.ObjectStore != "native" && c.ObjectStore != "duckdb" {
+		bad("object-store", "must be native or duckdb, got %q", c.ObjectStore)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "must be text or json, got %q", c.LogFormat)

@@ -1,0 +1,424 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lunadb/luna/server/objstore"
+	"github.com/lunadb/luna/server/sqltext"
+)
+
+// Options configures a Resolver.
+type Options struct {
+	CacheDir      string
+	CacheMaxBytes int64 // 0: no limit
+	Workers       int   // parallel downloads; 0: 8
+	Log           *slog.Logger
+	// Open returns the bucket for a location and the secret chosen for it
+	// (nil: the machine's own identity). Nil uses the cloud SDK backends.
+	Open func(ctx context.Context, loc Location, sec *Secret) (objstore.Bucket, error)
+}
+
+// Resolver turns statements that name object-store URLs into statements
+// DuckDB can run on local files.
+type Resolver struct {
+	opts    Options
+	secrets *Secrets
+	cache   *cache
+	seq     atomic.Uint64
+
+	mu      sync.Mutex
+	buckets map[string]objstore.Bucket
+}
+
+// New returns a resolver with its cache in opts.CacheDir.
+func New(opts Options) (*Resolver, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Open == nil {
+		opts.Open = openBucket
+	}
+	c, err := newCache(opts.CacheDir, opts.CacheMaxBytes, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	return &Resolver{opts: opts, secrets: newSecrets(), cache: c, buckets: map[string]objstore.Bucket{}}, nil
+}
+
+// Involved reports cheaply whether sql may need the resolver: it names a
+// URL, a secret, or lists secrets. Everything else goes straight to
+// DuckDB.
+func Involved(sql string) bool {
+	return strings.Contains(sql, "://") || containsFold(sql, "secret")
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), sub)
+}
+
+// Statement is one statement made ready for DuckDB.
+type Statement struct {
+	// SQL is what DuckDB runs; empty when the statement was carried out
+	// here (CREATE or DROP SECRET).
+	SQL string
+	// Sources are the remote inputs the statement reads, with the object
+	// versions it read.
+	Sources []Source
+
+	r       *Resolver
+	entries []*entry
+	view    string
+	uploads []upload
+}
+
+// Source is one URL a statement read and what it matched.
+type Source struct {
+	URL      string
+	Versions map[string]string // object key → version
+}
+
+type upload struct {
+	loc   Location
+	local string // staged file or directory
+	dir   string // staging root to remove afterwards
+}
+
+// Prepare resolves one statement (no ';'-separated lists). The caller must
+// call Finish once DuckDB is done with the statement, whatever happened.
+func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error) {
+	toks := sqltext.Tokens(stmt)
+	s := &Statement{r: r, SQL: stmt}
+	if st, ok, err := parseSecretStatement(toks); ok {
+		if err == nil {
+			err = r.secrets.apply(st)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.SQL = ""
+		return s, nil
+	}
+
+	writeTarget := copyTarget(toks)
+	var b strings.Builder
+	last := 0
+	for i, t := range toks {
+		switch {
+		case t.Kind == sqltext.String:
+			loc, ok := ParseLocation(t.Value)
+			if !ok {
+				continue
+			}
+			var local string
+			var err error
+			if i == writeTarget {
+				local, err = s.stage(loc)
+			} else {
+				local, err = s.fetch(ctx, loc)
+			}
+			if err != nil {
+				s.Finish(ctx, false)
+				return nil, err
+			}
+			b.WriteString(stmt[last:t.Start])
+			b.WriteString(sqltext.Quote(local))
+			last = t.End
+		case t.IsWord("duckdb_secrets") && i+2 < len(toks) && toks[i+1].Value == "(":
+			// Luna's secrets are not in DuckDB's secret manager: list
+			// them in its place.
+			end := i + 2
+			for end < len(toks) && toks[end].Value != ")" {
+				end++
+			}
+			if end >= len(toks) {
+				continue
+			}
+			b.WriteString(stmt[last:t.Start])
+			b.WriteString(r.secrets.listingSQL())
+			last = toks[end].End
+		}
+	}
+	if last > 0 {
+		b.WriteString(stmt[last:])
+		s.SQL = b.String()
+	}
+	return s, nil
+}
+
+// copyTarget is the index of the string token a COPY … TO writes to, or
+// -1.
+func copyTarget(toks []sqltext.Token) int {
+	if len(toks) == 0 || !toks[0].IsWord("COPY") {
+		return -1
+	}
+	for i := 1; i+1 < len(toks); i++ {
+		if toks[i].IsWord("TO") && toks[i+1].Kind == sqltext.String {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// viewDir is the statement's private directory of links to cached files.
+func (s *Statement) viewDir() (string, error) {
+	if s.view == "" {
+		dir := filepath.Join(s.r.cache.dir, "views", fmt.Sprint(s.r.seq.Add(1)))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
+		}
+		s.view = dir
+	}
+	return s.view, nil
+}
+
+// fetch brings every object loc matches into the cache and lays them out
+// under the statement's view directory with their keys as paths, so that
+// DuckDB's own globbing and hive partitioning see exactly the objects that
+// exist now.
+func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
+	r := s.r
+	b, err := r.bucket(ctx, loc)
+	if err != nil {
+		return "", err
+	}
+	listed, err := b.List(ctx, loc.Prefix())
+	if err != nil {
+		return "", fmt.Errorf("IO Error: listing %s: %w", loc.URL, err)
+	}
+	var objs []objstore.Object
+	for _, o := range listed {
+		if (loc.IsGlob() && matchKey(loc.Key, o.Key)) || (!loc.IsGlob() && o.Key == loc.Key) {
+			objs = append(objs, o)
+		}
+	}
+	if len(objs) == 0 {
+		if loc.IsGlob() {
+			return "", fmt.Errorf("IO Error: No files found that match the pattern \"%s\"", loc.URL)
+		}
+		r.cache.forget(loc.bucketURL() + "/" + loc.Key)
+		return "", fmt.Errorf("IO Error: No files found that match the pattern \"%s\"", loc.URL)
+	}
+	view, err := s.viewDir()
+	if err != nil {
+		return "", err
+	}
+	root := filepath.Join(view, string(loc.Scheme), loc.Account, loc.Bucket)
+
+	src := Source{URL: loc.URL, Versions: map[string]string{}}
+	var mu sync.Mutex
+	var st stats
+	start := time.Now()
+	var total int64
+	for _, o := range objs {
+		total += o.Size
+	}
+	progress := r.progress(loc.URL, len(objs), total, start)
+	defer progress.stop()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Workers)
+	for _, o := range objs {
+		g.Go(func() error {
+			var one stats
+			e, err := r.cache.acquire(gctx, b, loc.bucketURL()+"/"+o.Key, o, &one)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			s.entries = append(s.entries, e)
+			src.Versions[o.Key] = e.version
+			st.Hits += one.Hits
+			st.Downloads += one.Downloads
+			st.Bytes += one.Bytes
+			mu.Unlock()
+			progress.add(one.Bytes)
+			return linkInto(e, filepath.Join(root, filepath.FromSlash(o.Key)))
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", fmt.Errorf("IO Error: reading %s: %w", loc.URL, err)
+	}
+	s.Sources = append(s.Sources, src)
+	if st.Downloads > 0 {
+		r.opts.Log.Info("objects fetched", "url", loc.URL, "objects", len(objs), "downloaded", st.Downloads,
+			"cached", st.Hits, "bytes", st.Bytes, "duration", time.Since(start).Round(time.Millisecond))
+	}
+	return filepath.Join(root, filepath.FromSlash(loc.Key)), nil
+}
+
+// stage gives a COPY … TO a local target; Finish uploads what it wrote.
+func (s *Statement) stage(loc Location) (string, error) {
+	dir := filepath.Join(s.r.cache.dir, "staging", fmt.Sprint(s.r.seq.Add(1)))
+	name := path.Base(loc.Key)
+	if loc.Key == "" || name == "." || name == "/" {
+		return "", fmt.Errorf("Invalid Input Error: COPY TO needs an object key, got %s", loc.URL)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	local := filepath.Join(dir, name)
+	s.uploads = append(s.uploads, upload{loc: loc, local: local, dir: dir})
+	return local, nil
+}
+
+// Finish uploads a successful COPY … TO's output, then releases the
+// statement's cached files and staging area. A failed statement uploads
+// nothing.
+func (s *Statement) Finish(ctx context.Context, succeeded bool) error {
+	var err error
+	if succeeded {
+		for _, u := range s.uploads {
+			if uerr := s.r.upload(ctx, u); uerr != nil && err == nil {
+				err = uerr
+			}
+		}
+	}
+	for _, u := range s.uploads {
+		os.RemoveAll(u.dir)
+	}
+	s.uploads = nil
+	for _, e := range s.entries {
+		s.r.cache.release(e)
+	}
+	s.entries = nil
+	if s.view != "" {
+		os.RemoveAll(s.view)
+		s.view = ""
+	}
+	return err
+}
+
+// upload sends a staged file, or every file of a staged directory
+// (PARTITION_BY, PER_THREAD_OUTPUT), under the target key.
+func (r *Resolver) upload(ctx context.Context, u upload) error {
+	b, err := r.bucket(ctx, u.loc)
+	if err != nil {
+		return err
+	}
+	base := path.Dir(u.loc.Key)
+	if base == "." {
+		base = ""
+	}
+	var files []string
+	err = filepath.WalkDir(u.local, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // the statement wrote nothing
+	}
+	if err != nil {
+		return fmt.Errorf("IO Error: uploading to %s: %w", u.loc.URL, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Workers)
+	for _, f := range files {
+		g.Go(func() error {
+			rel, _ := filepath.Rel(filepath.Dir(u.local), f)
+			key := path.Join(base, filepath.ToSlash(rel))
+			fh, err := os.Open(f)
+			if err != nil {
+				return err
+			}
+			defer fh.Close()
+			st, err := fh.Stat()
+			if err != nil {
+				return err
+			}
+			if err := b.Upload(gctx, key, fh, st.Size()); err != nil {
+				return fmt.Errorf("upload %s: %w", key, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("IO Error: uploading to %s: %w", u.loc.URL, err)
+	}
+	r.opts.Log.Info("uploaded COPY output", "url", u.loc.URL, "files", len(files))
+	return nil
+}
+
+// bucket returns a client for loc's bucket with the secret DuckDB would
+// choose for its URL, reusing clients.
+func (r *Resolver) bucket(ctx context.Context, loc Location) (objstore.Bucket, error) {
+	sec := r.secrets.lookup(loc.URL, loc.Scheme)
+	name := "(ambient)"
+	if sec != nil {
+		name = sec.Name + "\x00" + fmt.Sprint(sec.Options)
+	}
+	key := loc.bucketURL() + "\x00" + name
+	r.mu.Lock()
+	b := r.buckets[key]
+	r.mu.Unlock()
+	if b != nil {
+		return b, nil
+	}
+	b, err := r.opts.Open(ctx, loc, sec)
+	if err != nil {
+		return nil, fmt.Errorf("IO Error: opening %s: %w", loc.bucketURL(), err)
+	}
+	r.mu.Lock()
+	r.buckets[key] = b
+	r.mu.Unlock()
+	return b, nil
+}
+
+// CacheBytes is the size of the object cache.
+func (r *Resolver) CacheBytes() int64 { return r.cache.usage() }
+
+// progressLog logs large transfers every few seconds.
+type progressLog struct {
+	mu    sync.Mutex
+	bytes int64
+	done  chan struct{}
+}
+
+func (r *Resolver) progress(url string, objects int, total int64, start time.Time) *progressLog {
+	p := &progressLog{done: make(chan struct{})}
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-t.C:
+				p.mu.Lock()
+				n := p.bytes
+				p.mu.Unlock()
+				secs := time.Since(start).Seconds()
+				r.opts.Log.Info("fetching objects", "url", url, "objects", objects, "bytes_done", n, "bytes_total", total,
+					"mib_per_s", fmt.Sprintf("%.1f", float64(n)/secs/(1<<20)))
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progressLog) add(n int64) {
+	p.mu.Lock()
+	p.bytes += n
+	p.mu.Unlock()
+}
+
+func (p *progressLog) stop() { close(p.done) }

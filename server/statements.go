@@ -1,0 +1,87 @@
+//go:build duckdb_arrow
+
+package server
+
+import (
+	"context"
+
+	"github.com/lunadb/luna/server/engine"
+	"github.com/lunadb/luna/server/remote"
+	"github.com/lunadb/luna/server/sqltext"
+)
+
+// RunStatement runs one statement to completion, resolving the
+// object-store URLs in it when res is set: downloads before, uploads of a
+// COPY … TO after success.
+func RunStatement(ctx context.Context, res *remote.Resolver, conn *engine.Conn, stmt string) error {
+	if res == nil || !remote.Involved(stmt) {
+		return conn.Exec(ctx, stmt)
+	}
+	p, err := res.Prepare(ctx, stmt)
+	if err != nil {
+		return err
+	}
+	if p.SQL != "" {
+		err = conn.Exec(ctx, p.SQL)
+	}
+	if ferr := p.Finish(ctx, err == nil); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// execSQL runs every statement of an x: request in order, stopping at the
+// first error. Requests that name no URL or secret go to DuckDB whole.
+func (ss *session) execSQL(ctx context.Context, conn *engine.Conn, sql string) error {
+	res := ss.srv.opts.Resolver
+	if res == nil || !remote.Involved(sql) {
+		return conn.Exec(ctx, sql)
+	}
+	stmts := sqltext.Split(sql)
+	if len(stmts) == 0 {
+		return conn.Exec(ctx, sql) // DuckDB words the error
+	}
+	for _, st := range stmts {
+		if err := RunStatement(ctx, res, conn, st.Text); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openQuery runs a q: request's statements but the last, then starts the
+// last one's result. rows is nil when the last statement was carried out
+// by Luna itself (a secret). finish must be called once the result has
+// been sent, with whether it went out whole.
+func (ss *session) openQuery(ctx context.Context, conn *engine.Conn, sql string) (rows *engine.Rows, finish func(ok bool) error, err error) {
+	res := ss.srv.opts.Resolver
+	none := func(bool) error { return nil }
+	if res == nil || !remote.Involved(sql) {
+		rows, err = conn.Query(ctx, sql, ss.srv.opts.BatchRows)
+		return rows, none, err
+	}
+	stmts := sqltext.Split(sql)
+	if len(stmts) == 0 {
+		rows, err = conn.Query(ctx, sql, ss.srv.opts.BatchRows)
+		return rows, none, err
+	}
+	for _, st := range stmts[:len(stmts)-1] {
+		if err := RunStatement(ctx, res, conn, st.Text); err != nil {
+			return nil, none, err
+		}
+	}
+	p, err := res.Prepare(ctx, stmts[len(stmts)-1].Text)
+	if err != nil {
+		return nil, none, err
+	}
+	finish = func(ok bool) error { return p.Finish(ctx, ok) }
+	if p.SQL == "" {
+		return nil, finish, nil
+	}
+	rows, err = conn.Query(ctx, p.SQL, ss.srv.opts.BatchRows)
+	if err != nil {
+		finish(false)
+		return nil, none, err
+	}
+	return rows, finish, nil
+}

@@ -1,0 +1,577 @@
+package systemd
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The startup SQL of the appliance test: a statement that keeps DuckDB busy
+// for a few seconds (so the unit is seen activating while it runs), then
+// the table the test queries.
+const (
+	slowSQL    = "SELECT sum(hash(range)) FROM range(300000000);\n"
+	preloadSQL = "CREATE TABLE preload AS SELECT range AS i FROM range(1000);\n"
+)
+
+// TestAppliance boots a Debian root file system with Luna installed by
+// scripts/install.sh under a real systemd (systemd-nspawn) and checks the
+// service's life: activating until the startup SQL is done, serving clients
+// on the host's loopback, restarted by the watchdog when it hangs, a clean
+// stop, and JSON logs in the journal.
+func TestAppliance(t *testing.T) {
+	needRoot(t)
+	needTools(t, "systemd-nspawn", "nsenter", "debootstrap", "flock")
+	luna, lunactl := binaries(t)
+	a := newAppliance(t, applianceRootfs(t), luna, lunactl)
+	a.boot()
+
+	if out, err := a.exec("systemd-analyze", "verify", "/etc/systemd/system/luna.service"); err != nil || out != "" {
+		t.Errorf("systemd-analyze verify inside the appliance: %v\n%s", err, out)
+	}
+
+	first := a.waitStarted(0)
+	t.Logf("first start: activating for %v while the startup SQL ran", first)
+
+	if got := a.query("SELECT count(*) FROM preload"); got != "1000" {
+		t.Errorf("preload has %q rows, want 1000", got)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _ := a.get(path); code != http.StatusOK {
+			t.Errorf("%s answered %d, want 200", path, code)
+		}
+	}
+	if code, body := a.get("/metrics"); code != http.StatusOK {
+		t.Errorf("/metrics answered %d, want 200", code)
+	} else {
+		// process_start_time_seconds needs /proc/stat: it shows that the
+		// sandbox leaves the process collector what it reads.
+		for _, m := range []string{"luna_build_info", "luna_connections_open", "process_start_time_seconds"} {
+			if !strings.Contains(body, "\n"+m) {
+				t.Errorf("/metrics lacks %s", m)
+			}
+		}
+	}
+
+	// A hung server: the watchdog kills it and systemd starts a new one,
+	// which runs the startup SQL again.
+	pid := a.show("MainPID")["MainPID"]
+	if _, err := a.exec("sh", "-c", "kill -STOP "+pid); err != nil {
+		t.Fatal(err)
+	}
+	hung := time.Now()
+	a.waitStarted(1)
+	t.Logf("watchdog restart: serving again %v after SIGSTOP", time.Since(hung).Round(time.Millisecond))
+	if newPID := a.show("MainPID")["MainPID"]; newPID == pid {
+		t.Errorf("MainPID is still %s after the watchdog restart", pid)
+	}
+	if j := a.journal(); !strings.Contains(j, "Watchdog timeout") {
+		t.Errorf("the journal does not show a watchdog timeout:\n%s", tail(j, 40))
+	}
+	if got := a.query("SELECT count(*) FROM preload"); got != "1000" {
+		t.Errorf("after the restart, preload has %q rows, want 1000", got)
+	}
+
+	// The sandbox: larger-than-memory work spills into the state directory
+	// (DuckDB creates the temp dir there, private to the service), and the
+	// rest of the file system is read-only.
+	a.execSQL("SET memory_limit = '64MB'")
+	if got := a.query("SELECT max(i) FROM (SELECT range AS i FROM range(10000000) ORDER BY range DESC OFFSET 1)"); got != "9999998" {
+		t.Errorf("spilling sort answered %q, want 9999998", got)
+	}
+	if out, err := a.exec("stat", "-c", "%F %a", "/var/lib/luna/tmp"); err != nil || strings.TrimSpace(out) != "directory 700" {
+		t.Errorf("the spill directory /var/lib/luna/tmp: %q %v; want a directory with mode 700", out, err)
+	}
+	if err := a.tryExecSQL("COPY (SELECT 1) TO '/etc/luna/escape.csv'"); err == nil || !strings.Contains(err.Error(), "Read-only file system") {
+		t.Errorf("writing to /etc/luna: %v; want a read-only file system error", err)
+	}
+
+	if _, err := a.exec("systemctl", "stop", "luna.service"); err != nil {
+		t.Fatal(err)
+	}
+	st := a.show("ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
+	if st["ActiveState"] != "inactive" || st["Result"] != "success" || st["ExecMainCode"] != "1" || st["ExecMainStatus"] != "0" {
+		t.Errorf("after systemctl stop: %v; want inactive, Result=success, exited (ExecMainCode=1) with status 0", st)
+	}
+
+	// Luna's log records are JSON lines; journald keeps each as a message.
+	var serving, stopped int
+	for _, line := range strings.Split(a.journalMessages(), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var ev struct {
+			Time  time.Time `json:"time"`
+			Level string    `json:"level"`
+			Msg   string    `json:"msg"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil || ev.Time.IsZero() || ev.Level == "" {
+			t.Errorf("journal line is not a structured log record: %s", line)
+			continue
+		}
+		switch ev.Msg {
+		case "luna is serving":
+			serving++
+		case "stopped":
+			stopped++
+		}
+	}
+	if serving != 2 || stopped != 1 {
+		t.Errorf(`journal has %d "luna is serving" and %d "stopped" records, want 2 and 1:%s`, serving, stopped, tail(a.journal(), 40))
+	}
+
+	// install.sh on the live system: it reloads systemd, enables the unit
+	// and (re)starts it, returning once Luna is ready, and keeps the edited
+	// configuration.
+	out, err := a.exec("/root/luna-src/scripts/install.sh", "--bin", "/root/luna-src/bin/luna",
+		"--lunactl", "/root/luna-src/bin/lunactl", "--enable", "--start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "kept /etc/luna/luna.env") {
+		t.Errorf("install.sh did not keep the edited luna.env:\n%s", out)
+	}
+	if st := a.show("ActiveState", "UnitFileState"); st["ActiveState"] != "active" || st["UnitFileState"] != "enabled" {
+		t.Errorf("after install.sh --enable --start: %v; want active and enabled", st)
+	}
+	if got := a.query("SELECT count(*) FROM preload"); got != "1000" {
+		t.Errorf("after install.sh --start, preload has %q rows, want 1000", got)
+	}
+}
+
+// applianceRootfs returns the cached Debian root file system, building it
+// first when needed (about a minute or two).
+func applianceRootfs(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	start := time.Now()
+	stdout, stderr, err := run(ctx, repoRoot(), filepath.Join(repoRoot(), "scripts", "appliance-rootfs.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stderr != "" {
+		t.Logf("appliance-rootfs.sh (%v): %s", time.Since(start).Round(time.Second), strings.TrimSpace(stderr))
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	dir := lines[len(lines)-1]
+	if fi, err := os.Stat(filepath.Join(dir, "usr/lib/systemd/systemd")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("appliance-rootfs.sh printed %q, which holds no systemd: %v", dir, err)
+	}
+	return dir
+}
+
+// appliance is a throwaway copy of the root file system, booted with
+// systemd-nspawn. The container shares the host's network, so Luna inside
+// listens on the host's loopback.
+type appliance struct {
+	t          *testing.T
+	dir, root  string
+	machine    string
+	lunactl    string
+	api        string
+	health     string
+	nspawn     *exec.Cmd
+	exited     chan error
+	console    *syncBuffer
+	leader     int // the container's PID 1, as the host sees it
+	httpClient *http.Client
+}
+
+func newAppliance(t *testing.T, rootfs, luna, lunactl string) *appliance {
+	t.Helper()
+	// Next to the cache, so cp can share blocks where the file system can.
+	dir, err := os.MkdirTemp(filepath.Dir(rootfs), "appliance-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &appliance{
+		t:          t,
+		dir:        dir,
+		root:       filepath.Join(dir, "root"),
+		machine:    "luna-test-" + strings.TrimPrefix(filepath.Base(dir), "appliance-"),
+		lunactl:    lunactl,
+		api:        fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		health:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		console:    &syncBuffer{},
+		httpClient: &http.Client{Timeout: 5 * time.Second},
+	}
+	t.Cleanup(a.remove)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, _, err := run(ctx, "", "cp", "-a", "--reflink=auto", rootfs, a.root); err != nil {
+		t.Fatal(err)
+	}
+	installInto(t, a.root, luna, lunactl, "--enable")
+	// What install.sh needs to run again inside, on the live system.
+	for src, dst := range map[string]string{
+		filepath.Join(repoRoot(), "scripts", "install.sh"):   "scripts/install.sh",
+		filepath.Join(repoRoot(), "systemd", "luna.service"): "systemd/luna.service",
+		filepath.Join(repoRoot(), "systemd", "luna.env"):     "systemd/luna.env",
+		luna:    "bin/luna",
+		lunactl: "bin/lunactl",
+	} {
+		dst = filepath.Join(a.root, "root", "luna-src", dst)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := run(ctx, "", "cp", "-p", src, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a.write("etc/luna/init.d/05-slow.sql", slowSQL)
+	a.write("etc/luna/init.d/10-tables.sql", preloadSQL)
+	env := a.read("etc/luna/luna.env")
+	for name, value := range map[string]string{"LUNA_API_HOST_PORT": a.api, "LUNA_HEALTH_HOST_PORT": a.health} {
+		var ok bool
+		env, ok = setEnv(env, name, value)
+		if !ok {
+			t.Fatalf("the installed luna.env does not set %s", name)
+		}
+	}
+	a.write("etc/luna/luna.env", env)
+
+	// A short watchdog, so the test sees a hung server restarted quickly.
+	a.write("etc/systemd/system/luna.service.d/test.conf", "[Service]\nWatchdogSec=3s\n")
+	return a
+}
+
+// setEnv replaces the line setting name in an environment file.
+func setEnv(env, name, value string) (string, bool) {
+	lines := strings.Split(env, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, name+"=") {
+			lines[i] = name + "=" + value
+			return strings.Join(lines, "\n"), true
+		}
+	}
+	return env, false
+}
+
+func (a *appliance) write(rel, content string) {
+	a.t.Helper()
+	p := filepath.Join(a.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		a.t.Fatal(err)
+	}
+	// 0644: the service runs as an unprivileged dynamic user.
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+func (a *appliance) read(rel string) string {
+	a.t.Helper()
+	b, err := os.ReadFile(filepath.Join(a.root, rel))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// boot starts the container and waits until its systemd answers.
+func (a *appliance) boot() {
+	t := a.t
+	t.Helper()
+	a.nspawn = exec.Command("systemd-nspawn", "-D", a.root, "--machine="+a.machine,
+		"--register=no", "--keep-unit", "-b", "--console=read-only")
+	a.nspawn.Stdout, a.nspawn.Stderr = a.console, a.console
+	// Should the test binary die without its cleanups (a -timeout panic),
+	// nspawn still powers the container off.
+	a.nspawn.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := a.nspawn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a.exited = make(chan error, 1)
+	go func() { a.exited <- a.nspawn.Wait() }()
+	t.Cleanup(a.shutdown)
+
+	// nspawn's child becomes the container's PID 1 once it execs systemd.
+	ok := waitFor(30*time.Second, 50*time.Millisecond, func() bool {
+		if a.hasExited() {
+			return true
+		}
+		for _, pid := range children(a.nspawn.Process.Pid) {
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "systemd" {
+				a.leader = pid
+				return true
+			}
+		}
+		return false
+	})
+	if !ok || a.leader == 0 {
+		t.Fatalf("the container's systemd did not start:\n%s", tail(a.console.String(), 40))
+	}
+	// systemctl works once the manager's private socket is up.
+	if !waitFor(30*time.Second, 100*time.Millisecond, func() bool {
+		out, _ := a.exec("systemctl", "is-system-running")
+		switch strings.TrimSpace(out) {
+		case "initializing", "starting", "running", "degraded":
+			return true
+		}
+		return false
+	}) {
+		t.Fatalf("systemctl inside the container does not answer:\n%s", tail(a.console.String(), 40))
+	}
+}
+
+func (a *appliance) hasExited() bool {
+	select {
+	case err := <-a.exited:
+		a.exited <- err
+		return true
+	default:
+		return false
+	}
+}
+
+// children lists the child processes of pid.
+func children(pid int) []int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// exec runs a command inside the container (all its namespaces) and returns
+// its combined output.
+func (a *appliance) exec(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(a.leader), "-a", "--"}, args...)...)
+	// The container's own locale and paths, not the test's environment.
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_COLORS=0", "SYSTEMD_PAGER="}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("in the container: %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// show reads properties of luna.service.
+func (a *appliance) show(props ...string) map[string]string {
+	a.t.Helper()
+	out, err := a.exec("systemctl", "show", "--timestamp=us+utc", "luna.service", "-p", strings.Join(props, ","))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	m := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// waitStarted follows luna.service through a start until it is active and
+// checks that it was activating, not ready, while the startup SQL ran. It
+// returns how long the startup SQL kept it activating.
+func (a *appliance) waitStarted(restarts int) time.Duration {
+	t := a.t
+	t.Helper()
+	var seen []string
+	var slowSeen int
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		st := a.show("ActiveState", "SubState", "StatusText", "NRestarts", "Result")
+		desc := fmt.Sprintf("%s/%s %q", st["ActiveState"], st["SubState"], st["StatusText"])
+		if len(seen) == 0 || seen[len(seen)-1] != desc {
+			seen = append(seen, desc)
+		}
+		n, _ := strconv.Atoi(st["NRestarts"])
+		switch {
+		case st["ActiveState"] == "failed":
+			t.Fatalf("luna.service failed (%s); states seen: %q\n%s", st["Result"], seen, tail(a.journal(), 60))
+		case n < restarts:
+			// The old process has not been replaced yet.
+		case st["ActiveState"] == "activating" && st["SubState"] == "start":
+			if strings.Contains(st["StatusText"], "05-slow.sql") {
+				slowSeen++
+			}
+			if code, _ := a.get("/readyz"); code == http.StatusOK {
+				t.Fatalf("/readyz answered 200 while the unit was activating (%s)", desc)
+			}
+		case st["ActiveState"] == "active" && st["SubState"] == "running":
+			if n != restarts {
+				t.Fatalf("NRestarts is %d, want %d", n, restarts)
+			}
+			if slowSeen < 2 {
+				t.Fatalf("luna.service was not seen activating while the slow startup SQL ran; states seen: %q", seen)
+			}
+			return a.checkReadyAfterInitSQL()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("luna.service did not start; states seen: %q\n%s", seen, tail(a.journal(), 60))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkReadyAfterInitSQL compares systemd's record of when the unit became
+// active with Luna's log of when the startup SQL finished, for the current
+// invocation, and returns how long that SQL ran.
+func (a *appliance) checkReadyAfterInitSQL() time.Duration {
+	t := a.t
+	t.Helper()
+	st := a.show("ActiveEnterTimestamp", "InvocationID")
+	active, err := time.Parse("Mon 2006-01-02 15:04:05.000000 MST", st["ActiveEnterTimestamp"])
+	if err != nil {
+		t.Fatalf("ActiveEnterTimestamp: %v", err)
+	}
+	out, err := a.exec("journalctl", "--no-pager", "-o", "cat", "_SYSTEMD_INVOCATION_ID="+st["InvocationID"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		var ev struct {
+			Time     time.Time `json:"time"`
+			Msg      string    `json:"msg"`
+			Duration int64     `json:"duration"`
+		}
+		if json.Unmarshal([]byte(line), &ev) != nil || ev.Msg != "startup SQL finished" {
+			continue
+		}
+		if active.Before(ev.Time) {
+			t.Fatalf("luna.service became active at %v, before the startup SQL finished at %v", active, ev.Time)
+		}
+		return time.Duration(ev.Duration)
+	}
+	t.Fatalf("no \"startup SQL finished\" record in this invocation's journal:\n%s", tail(out, 40))
+	return 0
+}
+
+// query runs one query with lunactl on the host and returns the single
+// value it answers.
+func (a *appliance) query(sql string) string {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stdout, _, err := run(ctx, "", a.lunactl, "-addr", a.api, "-p", sql, "--format", "csv")
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 2 {
+		a.t.Fatalf("lunactl -p %q: want a header and one row, got:\n%s", sql, stdout)
+	}
+	return lines[1]
+}
+
+// execSQL runs statements with lunactl -x on the host.
+func (a *appliance) execSQL(sql string) {
+	a.t.Helper()
+	if err := a.tryExecSQL(sql); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+func (a *appliance) tryExecSQL(sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, err := run(ctx, "", a.lunactl, "-addr", a.api, "-x", "-p", sql)
+	return err
+}
+
+// get fetches a path from the health port; code 0 means no answer.
+func (a *appliance) get(path string) (int, string) {
+	resp, err := a.httpClient.Get("http://" + a.health + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// journal is luna.service's journal, systemd's own lines included.
+func (a *appliance) journal() string {
+	out, _ := a.exec("journalctl", "--no-pager", "-o", "short-precise", "-u", "luna.service")
+	return out
+}
+
+// journalMessages is what Luna itself wrote (stdout, stderr) this boot.
+func (a *appliance) journalMessages() string {
+	a.t.Helper()
+	out, err := a.exec("journalctl", "--no-pager", "-o", "cat", "_SYSTEMD_UNIT=luna.service", "_TRANSPORT=stdout")
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return out
+}
+
+// shutdown powers the container off (SIGTERM makes nspawn ask its systemd
+// for a clean shutdown), and kills it if that takes too long.
+func (a *appliance) shutdown() {
+	t := a.t
+	if t.Failed() && a.leader != 0 && !a.hasExited() {
+		if out, err := a.exec("journalctl", "--no-pager", "-b", "-n", "80", "-o", "short-precise"); err == nil {
+			t.Logf("container journal (last lines):\n%s", out)
+		}
+	}
+	if !a.hasExited() {
+		a.nspawn.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-a.exited:
+		case <-time.After(60 * time.Second):
+			t.Errorf("the container did not power off in 60s; killing it")
+			if a.leader != 0 {
+				syscall.Kill(a.leader, syscall.SIGKILL) // takes its PID namespace along
+			}
+			a.nspawn.Process.Kill()
+			<-a.exited
+		}
+	}
+	if t.Failed() {
+		t.Logf("container console (last lines):\n%s", tail(a.console.String(), 30))
+	}
+}
+
+// remove deletes the copy, unless something is still mounted inside it
+// (deleting through a mount could reach files outside the copy).
+func (a *appliance) remove() {
+	t := a.t
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Errorf("not removing %s: %v", a.dir, err)
+		return
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == a.dir || strings.HasPrefix(f[4], a.dir+"/")) {
+			t.Errorf("not removing %s: %s is still mounted", a.dir, f[4])
+			return
+		}
+	}
+	if err := os.RemoveAll(a.dir); err != nil {
+		t.Errorf("removing the appliance copy: %v", err)
+	}
+	// nspawn leaves this behind when /run is not a tmpfs, as in containers.
+	os.Remove(filepath.Join("/run/systemd/nspawn/propagate", a.machine))
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
