@@ -111,7 +111,9 @@ func TestObjectChangesAndRequestCounts(t *testing.T) {
 	if err := c.Exec(ctx, s3Secret(srv)); err != nil {
 		t.Fatal(err)
 	}
-	sum := func() string { return scalar(t, c, "SELECT sum(k)::VARCHAR || ':' || string_agg(v, '' ORDER BY k) FROM 's3://data/t/*.csv'") }
+	sum := func() string {
+		return scalar(t, c, "SELECT sum(k)::VARCHAR || ':' || string_agg(v, '' ORDER BY k) FROM 's3://data/t/*.csv'")
+	}
 	if got := sum(); got != "6:abc" {
 		t.Fatalf("first read %s", got)
 	}
