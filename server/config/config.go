@@ -154,7 +154,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	c.FromEnv = map[string]bool{}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || set[f.Name] {
+		// --version is an action, not a setting: no variable triggers it.
+		if err != nil || set[f.Name] || f.Name == "version" {
 			return
 		}
 		env := EnvName(f.Name)
