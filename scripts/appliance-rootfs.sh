@@ -65,7 +65,7 @@ chmod 0755 "$tmp"
 trap 'rm -rf --one-file-system "$tmp" "$tmp.log"' EXIT
 
 echo "appliance-rootfs: building $SUITE from $mirror (about 2 minutes)" >&2
-if ! debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,ca-certificates \
+if ! debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,ca-certificates,curl,openssh-server \
 	"$SUITE" "$tmp" "$mirror" >"$tmp.log" 2>&1; then
 	tail -n 30 "$tmp.log" >&2
 	[[ -f $tmp/debootstrap/debootstrap.log ]] && tail -n 30 "$tmp/debootstrap/debootstrap.log" >&2
@@ -76,8 +76,10 @@ rm -f "$tmp.log"
 # A test appliance needs no login consoles and no background maintenance:
 # masking them keeps the boot quick and the journal about Luna. The machine
 # IDs are emptied so every boot of a copy gets a fresh one.
+# sshd is masked too: containers share the host's network, so a test that
+# wants it unmasks it in its own copy and gives it a port of its own.
 for unit in getty.target console-getty.service apt-daily.timer \
-	apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer; do
+	apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer ssh.service; do
 	ln -sf /dev/null "$tmp/etc/systemd/system/$unit"
 done
 : >"$tmp/etc/machine-id"
