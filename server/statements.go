@@ -4,6 +4,8 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/remote"
@@ -14,20 +16,31 @@ import (
 // object-store URLs in it when res is set: downloads before, uploads of a
 // COPY … TO after success.
 func RunStatement(ctx context.Context, res *remote.Resolver, conn *engine.Conn, stmt string) error {
+	_, err := RunTracked(ctx, res, conn, stmt)
+	return err
+}
+
+// RunTracked is RunStatement that also returns the object-store sources
+// the statement read, with the object versions it saw.
+func RunTracked(ctx context.Context, res *remote.Resolver, conn *engine.Conn, stmt string) ([]remote.Source, error) {
 	if res == nil || !remote.Involved(stmt) {
-		return conn.Exec(ctx, stmt)
+		return nil, conn.Exec(ctx, stmt)
 	}
 	p, err := res.Prepare(ctx, stmt)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if p.SQL != "" {
+	err = keepsNoPaths(stmt, p)
+	if err == nil && p.SQL != "" {
 		err = conn.Exec(ctx, p.SQL)
 	}
 	if ferr := p.Finish(ctx, err == nil); err == nil {
 		err = ferr
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return p.Sources, nil
 }
 
 // execSQL runs every statement of an x: request in order, stopping at the
@@ -70,8 +83,13 @@ func (ss *session) openQuery(ctx context.Context, conn *engine.Conn, sql string)
 			return nil, none, err
 		}
 	}
-	p, err := res.Prepare(ctx, stmts[len(stmts)-1].Text)
+	last := stmts[len(stmts)-1].Text
+	p, err := res.Prepare(ctx, last)
 	if err != nil {
+		return nil, none, err
+	}
+	if err := keepsNoPaths(last, p); err != nil {
+		p.Finish(ctx, false)
 		return nil, none, err
 	}
 	finish = func(ok bool) error { return p.Finish(ctx, ok) }
@@ -84,4 +102,37 @@ func (ss *session) openQuery(ctx context.Context, conn *engine.Conn, sql string)
 		return nil, none, err
 	}
 	return rows, finish, nil
+}
+
+// keepsNoPaths refuses views and macros over object-store URLs: their body
+// would name the statement's local copies, which are released as soon as
+// the statement ends, so they would fail or go stale on first use.
+func keepsNoPaths(stmt string, p *remote.Statement) error {
+	if len(p.Sources) == 0 {
+		return nil
+	}
+	toks := sqltext.Tokens(stmt)
+	i := 0
+	next := func(words ...string) bool {
+		for _, w := range words {
+			if i < len(toks) && toks[i].IsWord(w) {
+				i++
+				return true
+			}
+		}
+		return false
+	}
+	if !next("CREATE") {
+		return nil
+	}
+	if next("OR") {
+		next("REPLACE")
+	}
+	next("TEMP", "TEMPORARY")
+	if i < len(toks) && (toks[i].IsWord("VIEW") || toks[i].IsWord("MACRO") || toks[i].IsWord("FUNCTION")) {
+		return fmt.Errorf("Not implemented Error: a %s over object-store URLs (%s) would read local copies that last only for one statement; "+
+			"load the data with CREATE TABLE … AS instead (--watch-interval keeps such tables up to date)",
+			strings.ToUpper(toks[i].Value), p.Sources[0].URL)
+	}
+	return nil
 }

@@ -105,7 +105,12 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 			dir = filepath.Join(os.TempDir(), fmt.Sprintf("luna-object-cache-%d", os.Getpid()))
 			defer os.RemoveAll(dir)
 		}
-		resolver, err = remote.New(remote.Options{CacheDir: dir, CacheMaxBytes: int64(cfg.ObjectCacheMaxBytes), Log: log})
+		secretDir := ""
+		if cfg.DBHomeDir != "" {
+			secretDir = filepath.Join(cfg.DBHomeDir, "stored_secrets")
+		}
+		resolver, err = remote.New(remote.Options{CacheDir: dir, CacheMaxBytes: int64(cfg.ObjectCacheMaxBytes),
+			SecretDir: secretDir, Log: log})
 		if err != nil {
 			return err
 		}
@@ -114,8 +119,21 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		})
 	}
 
-	if err := runInitSQL(ctx, db, resolver, cfg, notify, log); err != nil {
+	var watch *watcher
+	if cfg.WatchInterval > 0 && resolver != nil {
+		watch = &watcher{res: resolver, log: log, met: met.Refreshes(), interval: cfg.WatchInterval}
+	}
+	if err := runInitSQL(ctx, db, resolver, cfg, notify, watch, log); err != nil {
 		return err
+	}
+	var watching sync.WaitGroup
+	wctx, stopWatching := context.WithCancel(ctx)
+	defer func() {
+		stopWatching()
+		watching.Wait()
+	}()
+	if watch != nil && watch.conn != nil {
+		watching.Go(func() { watch.run(wctx) })
 	}
 	if ctx.Err() != nil {
 		return nil // stopped during startup
@@ -166,6 +184,8 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		hs.SetNotReady("draining")
 	}
 	probe.draining.Store(true)
+	stopWatching()
+	watching.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -220,7 +240,10 @@ func passwordFromSources(ctx context.Context, cfg config.Config, log *slog.Logge
 
 // runInitSQL runs the startup SQL, telling systemd about progress so a long
 // preload that is still moving is not killed by the start timeout.
-func runInitSQL(ctx context.Context, db *engine.DB, resolver *remote.Resolver, cfg config.Config, notify *systemd.Notifier, log *slog.Logger) error {
+//
+// With watch set, statements that loaded tables from object storage are
+// handed to it, and so is the connection when there are any.
+func runInitSQL(ctx context.Context, db *engine.DB, resolver *remote.Resolver, cfg config.Config, notify *systemd.Notifier, watch *watcher, log *slog.Logger) (err error) {
 	files, err := initFiles(cfg.InitSQL)
 	if err != nil {
 		return err
@@ -232,7 +255,13 @@ func runInitSQL(ctx context.Context, db *engine.DB, resolver *remote.Resolver, c
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() {
+		if err != nil || watch == nil || len(watch.tables) == 0 {
+			conn.Close()
+			return
+		}
+		watch.conn = conn
+	}()
 	// Progress tracking lets a long statement count as progress.
 	if err := conn.Exec(ctx, "SET enable_progress_bar = true; SET enable_progress_bar_print = false"); err != nil {
 		return fmt.Errorf("startup SQL: enable progress tracking: %w", err)
@@ -247,6 +276,9 @@ func runInitSQL(ctx context.Context, db *engine.DB, resolver *remote.Resolver, c
 			mu.Unlock()
 			notify.Status(fmt.Sprintf("running startup SQL: %s:%d", file, line))
 		}}
+	if watch != nil {
+		r.loaded = watch.add
+	}
 
 	const tick, grace = 10 * time.Second, 30 * time.Second
 	done := make(chan struct{})

@@ -71,6 +71,9 @@ type initRunner struct {
 	// started is called before each statement, so the caller can tell a
 	// supervisor that startup is still making progress.
 	started func(file string, line int)
+	// loaded, when set, is told of each statement that read object-store
+	// URLs, so that a watcher can run it again when they change.
+	loaded func(file string, line int, stmt string, sources []remote.Source)
 }
 
 // run runs every statement of files in order. With continueOnError a
@@ -89,7 +92,7 @@ func (r *initRunner) run(ctx context.Context, files []string) (failed int, err e
 				r.started(f, st.Line)
 			}
 			start := time.Now()
-			err := server.RunStatement(ctx, r.resolver, r.conn, st.Text)
+			sources, err := server.RunTracked(ctx, r.resolver, r.conn, st.Text)
 			if err != nil {
 				if ctx.Err() != nil {
 					return failed, context.Cause(ctx)
@@ -104,6 +107,9 @@ func (r *initRunner) run(ctx context.Context, files []string) (failed int, err e
 			}
 			r.log.Info("startup statement done", "file", f, "line", st.Line,
 				"statement", fmt.Sprintf("%d/%d", i+1, len(stmts)), "duration", time.Since(start).Round(time.Millisecond))
+			if len(sources) > 0 && r.loaded != nil {
+				r.loaded(f, st.Line, st.Text, sources)
+			}
 		}
 	}
 	return failed, nil

@@ -49,6 +49,7 @@ type Config struct {
 	ObjectStore         string
 	ObjectCacheDir      string
 	ObjectCacheMaxBytes ByteSize
+	WatchInterval       time.Duration
 
 	// FromEnv names the flags whose value came from the environment.
 	FromEnv map[string]bool
@@ -125,6 +126,7 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.ObjectStore, "object-store", c.ObjectStore, "native: Luna reads s3://, gs://, az:// URLs and secrets itself; duckdb: pass them to DuckDB's own extensions")
 	fs.StringVar(&c.ObjectCacheDir, "object-cache-dir", c.ObjectCacheDir, "local cache of downloaded objects (empty: object-cache under --db-home-dir, else under the system temp directory)")
 	fs.Var(&c.ObjectCacheMaxBytes, "object-cache-max-bytes", "cap on the object cache, e.g. 50GiB; files no statement uses are evicted (0: no cap)")
+	fs.DurationVar(&c.WatchInterval, "watch-interval", c.WatchInterval, "how often to list the objects startup-SQL tables were loaded from, re-running a CREATE TABLE whose sources changed, e.g. 5m (0: never)")
 	return fs
 }
 
@@ -234,6 +236,12 @@ func (c *Config) validate() error {
 	}
 	if c.ObjectStore != "native" && c.ObjectStore != "duckdb" {
 		bad("object-store", "must be native or duckdb, got %q", c.ObjectStore)
+	}
+	if c.WatchInterval < 0 {
+		bad("watch-interval", "must not be negative, got %v", c.WatchInterval)
+	}
+	if c.WatchInterval > 0 && c.ObjectStore != "native" {
+		bad("watch-interval", "needs --object-store native: with duckdb, Luna does not see which objects a table was loaded from")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "must be text or json, got %q", c.LogFormat)

@@ -55,6 +55,9 @@ func TestBadValuesNameTheFlagOrVariable(t *testing.T) {
 		{[]string{"--log-format=yaml"}, nil, "--log-format"},
 		{[]string{"--query-timeout=-1s"}, nil, "--query-timeout"},
 		{[]string{"extra"}, nil, "unexpected argument"},
+		{[]string{"--watch-interval=-5m"}, nil, "--watch-interval"},
+		{[]string{"--watch-interval=5 minutes"}, nil, "-watch-interval"},
+		{[]string{"--watch-interval=1m", "--object-store=duckdb"}, nil, "needs --object-store native"},
 		{nil, map[string]string{"LUNA_THREADS": "two"}, "LUNA_THREADS (--threads)"},
 		{nil, map[string]string{"LUNA_SHUTDOWN_TIMEOUT": "10"}, "LUNA_SHUTDOWN_TIMEOUT"},
 	}

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lunadb/luna/client"
 	"github.com/lunadb/luna/server/objstore"
@@ -301,5 +304,71 @@ func TestObjectCacheEviction(t *testing.T) {
 	}
 	if n, _ := strconv.Atoi(string(m[1])); n > 300_000 || n == 0 {
 		t.Fatalf("cache holds %d bytes after eviction, cap 300KB", n)
+	}
+}
+
+func TestPersistentSecretSurvivesARestart(t *testing.T) {
+	srv := objstoretest.StartVersityGW(t)
+	b := s3Bucket(t, srv, "kept")
+	put(t, b, "x.csv", "n\n5\n6\n")
+	home := t.TempDir()
+	p := startLuna(t, true, nil, "--db-home-dir", home)
+	c := p.dial(t, client.Options{})
+	ctx := context.Background()
+	stmt := strings.Replace(s3Secret(srv), "CREATE OR REPLACE SECRET (", "CREATE OR REPLACE PERSISTENT SECRET kept (", 1)
+	if err := c.Exec(ctx, stmt); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	p = startLuna(t, true, nil, "--db-home-dir", home)
+	c = p.dial(t, client.Options{})
+	if got := scalar(t, c, "SELECT sum(n) FROM 's3://kept/x.csv'"); got != "11" {
+		t.Fatalf("sum %s", got)
+	}
+	if got := scalar(t, c, "SELECT name || ':' || persistent || ':' || storage FROM duckdb_secrets()"); got != "kept:true:local_file" {
+		t.Fatalf("duckdb_secrets() %s", got)
+	}
+	if err := c.Exec(ctx, "DROP SECRET kept"); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(home, "stored_secrets", "*")); len(files) != 0 {
+		t.Fatalf("dropped secret still stored: %v", files)
+	}
+	// Without a home directory there is nowhere to keep one.
+	p2 := startLuna(t, true, nil)
+	c2 := p2.dial(t, client.Options{})
+	if err := c2.Exec(ctx, stmt); err == nil || !strings.Contains(err.Error(), "--db-home-dir") {
+		t.Fatalf("PERSISTENT without a home: %v", err)
+	}
+}
+
+// TestDuckDBObjectStoreModePassesThrough: with --object-store duckdb, URLs
+// and secrets reach DuckDB untouched (whose httpfs extension this build
+// lacks and cannot download), and Luna fetches nothing.
+func TestDuckDBObjectStoreModePassesThrough(t *testing.T) {
+	srv := objstoretest.StartVersityGW(t)
+	b := s3Bucket(t, srv, "pass")
+	put(t, b, "x.csv", "n\n1\n")
+	srv.Reset()
+	p := startLuna(t, true, nil, "--object-store", "duckdb", "--db-home-dir", t.TempDir())
+	c := p.dial(t, client.Options{})
+	ctx := context.Background()
+	for _, sql := range []string{s3Secret(srv), "SELECT * FROM 's3://pass/x.csv'"} {
+		err := c.Exec(ctx, sql)
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "httpfs") {
+			t.Errorf("%s: err = %v, want DuckDB's own error naming httpfs", sql, err)
+		}
+	}
+	if n := srv.Counts()["get"] + srv.Counts()["list"]; n != 0 {
+		t.Fatalf("Luna reached the bucket in duckdb mode: %v", srv.Counts())
+	}
+	// duckdb_secrets() is DuckDB's own.
+	if got := scalar(t, c, "SELECT count(*) FROM duckdb_secrets()"); got != "0" {
+		t.Fatalf("duckdb_secrets() = %s", got)
 	}
 }

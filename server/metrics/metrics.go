@@ -134,3 +134,40 @@ func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(spillDesc, prometheus.GaugeValue, float64(u.SpillBytes), u.Tag)
 	}
 }
+
+// Refreshes counts the re-runs of startup statements whose object-store
+// sources changed (--watch-interval).
+type Refreshes struct {
+	runs *prometheus.CounterVec
+	last *prometheus.GaugeVec
+}
+
+// Refreshes registers the table-refresh metrics.
+func (m *Metrics) Refreshes() *Refreshes {
+	r := &Refreshes{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "luna_table_refreshes_total",
+			Help: "Startup statements run again because their object-store sources changed, by table and outcome (ok, error).",
+		}, []string{"table", "outcome"}),
+		last: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "luna_table_refreshed_timestamp_seconds",
+			Help: "When each watched table was last loaded successfully (Unix time).",
+		}, []string{"table"}),
+	}
+	m.reg.MustRegister(r.runs, r.last)
+	return r
+}
+
+// Loaded records a successful load of table at t, the first one included.
+func (r *Refreshes) Loaded(table string, t time.Time) {
+	r.last.WithLabelValues(table).Set(float64(t.UnixNano()) / 1e9)
+}
+
+// Done counts one refresh of table.
+func (r *Refreshes) Done(table string, ok bool) {
+	outcome := "ok"
+	if !ok {
+		outcome = "error"
+	}
+	r.runs.WithLabelValues(table, outcome).Inc()
+}

@@ -25,7 +25,9 @@ type Options struct {
 	CacheDir      string
 	CacheMaxBytes int64 // 0: no limit
 	Workers       int   // parallel downloads; 0: 8
-	Log           *slog.Logger
+	// SecretDir holds PERSISTENT secrets; empty: they cannot be made.
+	SecretDir string
+	Log       *slog.Logger
 	// Open returns the bucket for a location and the secret chosen for it
 	// (nil: the machine's own identity). Nil uses the cloud SDK backends.
 	Open func(ctx context.Context, loc Location, sec *Secret) (objstore.Bucket, error)
@@ -58,7 +60,11 @@ func New(opts Options) (*Resolver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Resolver{opts: opts, secrets: newSecrets(), cache: c, buckets: map[string]objstore.Bucket{}}, nil
+	secrets, err := loadSecrets(opts.SecretDir, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	return &Resolver{opts: opts, secrets: secrets, cache: c, buckets: map[string]objstore.Bucket{}}, nil
 }
 
 // Involved reports cheaply whether sql may need the resolver: it names a
@@ -201,12 +207,7 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("IO Error: listing %s: %w", loc.URL, err)
 	}
-	var objs []objstore.Object
-	for _, o := range listed {
-		if (loc.IsGlob() && matchKey(loc.Key, o.Key)) || (!loc.IsGlob() && o.Key == loc.Key) {
-			objs = append(objs, o)
-		}
-	}
+	objs := matching(loc, listed)
 	if len(objs) == 0 {
 		if loc.IsGlob() {
 			return "", fmt.Errorf("IO Error: No files found that match the pattern \"%s\"", loc.URL)

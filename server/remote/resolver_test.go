@@ -309,3 +309,89 @@ func TestNotObjectURLsAreLeftAlone(t *testing.T) {
 		t.Fatal("Involved")
 	}
 }
+
+func TestPersistentSecretsSurviveARestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "stored_secrets")
+	ctx := context.Background()
+	open := func() *Resolver {
+		r, err := New(Options{CacheDir: t.TempDir(), SecretDir: dir, Open: func(ctx context.Context, loc Location, sec *Secret) (objstore.Bucket, error) {
+			return newMemBucket(), nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	exec := func(r *Resolver, sql string) {
+		t.Helper()
+		st, err := r.Prepare(ctx, sql)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		st.Finish(ctx, true)
+	}
+	r := open()
+	exec(r, "CREATE PERSISTENT SECRET keep (TYPE s3, KEY_ID 'k1', SECRET 'sec1', SCOPE 's3://keep')")
+	exec(r, "CREATE PERSISTENT SECRET gone (TYPE gcs, KEY_ID 'k2', SECRET 'sec2')")
+	exec(r, "CREATE SECRET temp (TYPE s3, KEY_ID 'k3', SECRET 'sec3')")
+	exec(r, "CREATE OR REPLACE PERSISTENT SECRET flip (TYPE azure, CONNECTION_STRING 'cs')")
+	exec(r, "CREATE OR REPLACE SECRET flip (TYPE azure, CONNECTION_STRING 'cs2')") // now temporary
+	exec(r, "DROP SECRET gone")
+	st, _ := os.Stat(dir)
+	if st == nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("secret directory mode: %v", st)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(files) != 1 || !strings.HasSuffix(files[0], "keep"+secretExt) {
+		t.Fatalf("stored files %v", files)
+	}
+	if fi, _ := os.Stat(files[0]); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file mode %v", fi.Mode())
+	}
+
+	// A file that is not a secret is skipped, not fatal.
+	os.WriteFile(filepath.Join(dir, "junk"+secretExt), []byte("{not json"), 0o600)
+	r2 := open()
+	if sec := r2.secrets.lookup("s3://keep/x", S3); sec == nil || sec.Name != "keep" || sec.Options["SECRET"] != "sec1" || !sec.Persistent {
+		t.Fatalf("after restart: %+v", sec)
+	}
+	if len(r2.secrets.m) != 1 {
+		t.Fatalf("after restart: %d secrets", len(r2.secrets.m))
+	}
+	listing, err := r2.Prepare(ctx, "SELECT * FROM duckdb_secrets()")
+	if err != nil || !strings.Contains(listing.SQL, "true, 'local_file'") || strings.Contains(listing.SQL, "sec1") {
+		t.Fatalf("listing: %v %s", err, listing.SQL)
+	}
+}
+
+func TestChangesComparesListingsWithWhatWasRead(t *testing.T) {
+	b := newMemBucket()
+	b.put("c/1.csv", "a")
+	b.put("c/2.csv", "b")
+	b.put("c/3.csv", "c")
+	r, _ := newTestResolver(t, b, 0)
+	ctx := context.Background()
+	st, err := r.Prepare(ctx, "SELECT * FROM 's3://bkt/c/*.csv'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Finish(ctx, true)
+	downloads := b.downloads
+	if c, err := r.Changes(ctx, st.Sources); err != nil || c.Any() {
+		t.Fatalf("unchanged: %v %v", c, err)
+	}
+	b.put("c/2.csv", "B")
+	delete(b.objs, "c/3.csv")
+	b.put("c/4.csv", "d")
+	b.put("other/5.csv", "e")
+	c, err := r.Changes(ctx, st.Sources)
+	if err != nil || c != (Change{New: 1, Changed: 1, Deleted: 1}) {
+		t.Fatalf("changes %v %v", c, err)
+	}
+	if b.downloads != downloads {
+		t.Fatal("Changes downloaded objects")
+	}
+	if _, err := r.Changes(ctx, []Source{{URL: "/local/file.csv"}}); err == nil {
+		t.Fatal("a local path was accepted as a source")
+	}
+}

@@ -16,6 +16,9 @@ type Secret struct {
 	Provider string // config or credential_chain
 	Scope    []string
 	Options  map[string]string // upper-case option names, as DuckDB spells them
+	// Persistent secrets are stored under the secret directory and loaded
+	// again at startup, as DuckDB's are.
+	Persistent bool `json:",omitempty"`
 }
 
 // secretTypes are the secret types Luna handles, with their default
@@ -42,11 +45,10 @@ var knownOptions = map[string]bool{
 // Secrets is the set of secrets, shared by every session as DuckDB's
 // secret manager is.
 type Secrets struct {
-	mu sync.Mutex
-	m  map[string]*Secret
+	mu  sync.Mutex
+	m   map[string]*Secret
+	dir string // where persistent secrets live; empty: none can be made
 }
-
-func newSecrets() *Secrets { return &Secrets{m: map[string]*Secret{}} }
 
 // secretStatement is a parsed CREATE or DROP SECRET.
 type secretStatement struct {
@@ -129,15 +131,12 @@ func parseSecretStatement(toks []sqltext.Token) (st secretStatement, ok bool, er
 	if _, handled := secretTypes[typ]; !handled {
 		return st, false, nil // DuckDB's own, or an error DuckDB words
 	}
-	if persistent {
-		return st, true, fmt.Errorf("Invalid Input Error: persistent secrets of type %s are not supported: Luna keeps them in memory; use CREATE SECRET (or TEMPORARY) in the startup SQL", typ)
-	}
 	for k := range opts {
 		if !knownOptions[k] {
 			return st, true, fmt.Errorf("Invalid Input Error: Unknown named parameter passed to CREATE SECRET: %s", strings.ToLower(k))
 		}
 	}
-	s := Secret{Name: st.secret.Name, Type: typ, Provider: strings.ToLower(opts["PROVIDER"]), Options: map[string]string{}}
+	s := Secret{Name: st.secret.Name, Type: typ, Provider: strings.ToLower(opts["PROVIDER"]), Options: map[string]string{}, Persistent: persistent}
 	if s.Name == "" {
 		s.Name = "__default_" + typ
 	}
@@ -217,6 +216,11 @@ func (s *Secrets) apply(st secretStatement) error {
 			}
 			return fmt.Errorf("Invalid Input Error: Failed to remove non-existent secret with name '%s'", name)
 		}
+		if s.m[name].Persistent {
+			if err := s.unstore(name); err != nil {
+				return err
+			}
+		}
 		delete(s.m, name)
 		return nil
 	}
@@ -227,6 +231,17 @@ func (s *Secrets) apply(st secretStatement) error {
 		return fmt.Errorf("Invalid Input Error: Temporary secret with name '%s' already exists!", name)
 	}
 	sec := st.secret
+	if sec.Persistent {
+		if err := s.store(&sec); err != nil {
+			return err
+		}
+	} else if old, ok := s.m[name]; ok && old.Persistent {
+		// Replaced by a temporary secret: it must not come back at the
+		// next start.
+		if err := s.unstore(name); err != nil {
+			return err
+		}
+	}
 	s.m[name] = &sec
 	return nil
 }
@@ -291,7 +306,7 @@ func (s *Secrets) listing() [][]string {
 			}
 			parts = append(parts, strings.ToLower(k)+"="+v)
 		}
-		rows = append(rows, []string{sec.Name, sec.Type, sec.Provider, strings.Join(sec.Scope, "\x00"), strings.Join(parts, ";")})
+		rows = append(rows, []string{sec.Name, sec.Type, sec.Provider, strings.Join(sec.Scope, "\x00"), strings.Join(parts, ";"), fmt.Sprint(sec.Persistent)})
 	}
 	return rows
 }
@@ -314,8 +329,12 @@ func (s *Secrets) listingSQL() string {
 		for j := range scopes {
 			scopes[j] = sqltext.Quote(scopes[j])
 		}
-		fmt.Fprintf(&b, "(%s, %s, %s, false, 'memory', [%s]::VARCHAR[], %s)",
-			sqltext.Quote(r[0]), sqltext.Quote(r[1]), sqltext.Quote(r[2]), strings.Join(scopes, ", "), sqltext.Quote(r[4]))
+		persistent, storage := "false", "'memory'"
+		if r[5] == "true" {
+			persistent, storage = "true", "'local_file'"
+		}
+		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s, [%s]::VARCHAR[], %s)",
+			sqltext.Quote(r[0]), sqltext.Quote(r[1]), sqltext.Quote(r[2]), persistent, storage, strings.Join(scopes, ", "), sqltext.Quote(r[4]))
 	}
 	b.WriteString(") AS luna_secrets(" + cols + "))")
 	return b.String()
