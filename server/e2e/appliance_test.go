@@ -104,7 +104,7 @@ func (ns *notifySocket) waitFor(t *testing.T, line string, d time.Duration) noti
 }
 
 // scalar runs a query and returns its first value as text.
-func scalar(t *testing.T, c *client.Conn, sql string) string {
+func scalar(t testing.TB, c *client.Conn, sql string) string {
 	t.Helper()
 	rows, err := c.Query(context.Background(), sql)
 	if err != nil {

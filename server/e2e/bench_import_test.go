@@ -1,0 +1,168 @@
+//go:build duckdb_arrow
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lunadb/luna/client"
+	"github.com/lunadb/luna/server/objstore/objstoretest"
+)
+
+// Import benchmark shape: importObjects CSV files of about importObjMiB MiB
+// each in the local S3 server.
+const (
+	importObjects = 16
+	importObjMiB  = 8
+	importRuns    = 3
+)
+
+// BenchmarkImport measures loading objects from the local S3 server
+// (versitygw) into a table through Luna, against downloading the same
+// objects with the AWS SDK alone, in the same run, and prints a report:
+//
+//   - SDK download: GetObject of every object to local files, 8 at a time
+//     (Luna's worker count): the floor for any import.
+//   - Luna, cold: CREATE TABLE … AS FROM read_csv('s3://…') with an empty
+//     object cache: listing, downloading, validating and parsing.
+//   - Luna, warm: the same statement again, the objects unchanged: only a
+//     listing, then DuckDB parses the cached copies.
+//   - Luna, local files: the same statement on a local copy: the parse
+//     cost alone.
+func BenchmarkImport(b *testing.B) {
+	srv := objstoretest.StartVersityGW(b)
+	srv.CreateBucket(b, "bench")
+	var total int64
+	var rows int
+	for i := range importObjects {
+		data := importCSV(i, importObjMiB<<20)
+		rows += strings.Count(data, "\n") - 1
+		total += int64(len(data))
+		srv.PutObject(b, "bench", fmt.Sprintf("events/part-%02d.csv", i), []byte(data))
+	}
+	local := b.TempDir()
+	secret := fmt.Sprintf("CREATE SECRET (TYPE s3, KEY_ID '%s', SECRET '%s', REGION 'us-east-1', ENDPOINT '%s', URL_STYLE 'path', USE_SSL false)",
+		srv.KeyID, srv.Secret, srv.DirectEndpoint)
+	load := "CREATE OR REPLACE TABLE events AS FROM read_csv('%s')"
+	ctx := context.Background()
+
+	var sdk, cold, warm, parse []time.Duration
+	for range b.N {
+		for range importRuns {
+			dir := b.TempDir()
+			start := time.Now()
+			sdkDownload(b, srv.Client(), "bench", "events/", dir)
+			sdk = append(sdk, time.Since(start))
+			if err := os.Rename(dir, filepath.Join(local, "events")); err != nil {
+				os.RemoveAll(filepath.Join(local, "events"))
+				if err := os.Rename(dir, filepath.Join(local, "events")); err != nil {
+					b.Fatal(err)
+				}
+			}
+
+			// A fresh server each run: its object cache starts empty.
+			p := startLuna(b, false, nil, "--object-cache-dir", b.TempDir())
+			c := p.dial(b, client.Options{})
+			if err := c.Exec(ctx, secret); err != nil {
+				b.Fatal(err)
+			}
+			for _, m := range []struct {
+				runs *[]time.Duration
+				url  string
+			}{
+				{&cold, "s3://bench/events/*.csv"},
+				{&warm, "s3://bench/events/*.csv"},
+				{&parse, filepath.Join(local, "events", "*.csv")},
+			} {
+				start := time.Now()
+				if err := c.Exec(ctx, fmt.Sprintf(load, m.url)); err != nil {
+					b.Fatal(err)
+				}
+				*m.runs = append(*m.runs, time.Since(start))
+				if got := scalar(b, c, "SELECT count(*) FROM events"); got != fmt.Sprint(rows) {
+					b.Fatalf("imported %s rows, want %d", got, rows)
+				}
+			}
+			c.Close()
+			p.signal(syscall.SIGTERM)
+			p.wait(30 * time.Second)
+		}
+	}
+	b.StopTimer()
+
+	mib := float64(total) / (1 << 20)
+	rate := func(d time.Duration) string {
+		return fmt.Sprintf("%7.1f MiB/s  %6.2f M rows/s  (%v)", mib/d.Seconds(), float64(rows)/d.Seconds()/1e6, d.Round(time.Millisecond))
+	}
+	medSDK, medCold, medWarm, medParse := pct(sdk, 50), pct(cold, 50), pct(warm, 50), pct(parse, 50)
+	var rep strings.Builder
+	fmt.Fprintf(&rep, "\n== Import from the local S3 server (versitygw): %d objects, %.0f MiB, %d rows; median of %d runs\n",
+		importObjects, mib, rows, len(sdk))
+	fmt.Fprintf(&rep, "  AWS SDK download only:         %s\n", rate(medSDK))
+	fmt.Fprintf(&rep, "  luna CREATE TABLE, cold cache: %s\n", rate(medCold))
+	fmt.Fprintf(&rep, "  luna CREATE TABLE, warm cache: %s\n", rate(medWarm))
+	fmt.Fprintf(&rep, "  luna CREATE TABLE, local files:%s\n", rate(medParse))
+	fmt.Fprintf(&rep, "  cold import / (SDK download + local parse): %.2f\n", (medSDK + medParse).Seconds()/medCold.Seconds())
+	fmt.Fprintf(&rep, "  cold import / SDK download alone:           %.2f\n", medSDK.Seconds()/medCold.Seconds())
+	b.ReportMetric(mib/medCold.Seconds(), "cold-MiB/s")
+	b.ReportMetric(mib/medSDK.Seconds(), "sdk-MiB/s")
+	fmt.Print(rep.String())
+}
+
+// importCSV is about size bytes of CSV: an id, a timestamp, a category,
+// an amount and a note.
+func importCSV(part, size int) string {
+	var sb strings.Builder
+	sb.Grow(size + 128)
+	sb.WriteString("id,ts,category,amount,note\n")
+	for i := 0; sb.Len() < size; i++ {
+		fmt.Fprintf(&sb, "%d,2025-08-%02d %02d:%02d:%02d,cat-%d,%d.%02d,note %d of part %d\n",
+			part*10_000_000+i, i%28+1, i%24, i%60, (i*7)%60, i%37, i%100000, i%100, i, part)
+	}
+	return sb.String()
+}
+
+// sdkDownload gets every object under prefix into dir with the AWS SDK, 8
+// at a time.
+func sdkDownload(b *testing.B, c *awss3.Client, bucket, prefix, dir string) {
+	ctx := context.Background()
+	out, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, o := range out.Contents {
+		g.Go(func() error {
+			obj, err := c.GetObject(gctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			if err != nil {
+				return err
+			}
+			defer obj.Body.Close()
+			f, err := os.Create(filepath.Join(dir, filepath.Base(*o.Key)))
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, obj.Body); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+}
