@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -370,5 +371,40 @@ func TestDuckDBObjectStoreModePassesThrough(t *testing.T) {
 	// duckdb_secrets() is DuckDB's own.
 	if got := scalar(t, c, "SELECT count(*) FROM duckdb_secrets()"); got != "0" {
 		t.Fatalf("duckdb_secrets() = %s", got)
+	}
+}
+
+// TestClientDisconnectCancelsDownloads: a client that goes away while its
+// statement is still downloading stops the downloads.
+func TestClientDisconnectCancelsDownloads(t *testing.T) {
+	srv := objstoretest.StartVersityGW(t)
+	b := s3Bucket(t, srv, "slow")
+	for i := range 40 {
+		put(t, b, fmt.Sprintf("d/%02d.csv", i), "n\n1\n")
+	}
+	p := startLuna(t, true, nil)
+	c := p.dial(t, client.Options{})
+	if err := c.Exec(context.Background(), s3Secret(srv)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Reset()
+	srv.SlowGets(400 * time.Millisecond) // 40 objects, 8 at a time: 2s in all
+
+	conn, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := "q:SELECT count(*) FROM 's3://slow/d/*.csv'"
+	fmt.Fprintf(conn, "$%d\r\n%s\r\n", len(q), q)
+	time.Sleep(250 * time.Millisecond)
+	conn.Close()
+	time.Sleep(3 * time.Second)
+	if n := srv.Counts()["get"]; n == 0 || n > 16 {
+		t.Fatalf("%d downloads after the client left early (of 40; at most 2 rounds of 8 expected)", n)
+	}
+	// The server is fine, and the next statement completes the cache.
+	srv.SlowGets(0)
+	if got := scalar(t, c, "SELECT count(*) FROM 's3://slow/d/*.csv'"); got != "40" {
+		t.Fatalf("count %s", got)
 	}
 }

@@ -27,7 +27,10 @@ type Options struct {
 	Workers       int   // parallel downloads; 0: 8
 	// SecretDir holds PERSISTENT secrets; empty: they cannot be made.
 	SecretDir string
-	Log       *slog.Logger
+	// ProgressInterval is how often a running download logs its progress;
+	// 0: every 5s.
+	ProgressInterval time.Duration
+	Log              *slog.Logger
 	// Open returns the bucket for a location and the secret chosen for it
 	// (nil: the machine's own identity). Nil uses the cloud SDK backends.
 	Open func(ctx context.Context, loc Location, sec *Secret) (objstore.Bucket, error)
@@ -52,6 +55,9 @@ func New(opts Options) (*Resolver, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = 5 * time.Second
 	}
 	if opts.Open == nil {
 		opts.Open = openBucket
@@ -235,6 +241,9 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 	g.SetLimit(r.opts.Workers)
 	for _, o := range objs {
 		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return context.Cause(gctx) // cancelled or failed: start nothing more
+			}
 			var one stats
 			e, err := r.cache.acquire(gctx, b, loc.bucketURL()+"/"+o.Key, o, &one)
 			if err != nil {
@@ -397,7 +406,7 @@ type progressLog struct {
 func (r *Resolver) progress(url string, objects int, total int64, start time.Time) *progressLog {
 	p := &progressLog{done: make(chan struct{})}
 	go func() {
-		t := time.NewTicker(5 * time.Second)
+		t := time.NewTicker(r.opts.ProgressInterval)
 		defer t.Stop()
 		for {
 			select {

@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lunadb/luna/server/objstore"
 	"github.com/lunadb/luna/server/sqltext"
@@ -26,6 +28,7 @@ type memBucket struct {
 	lists     int
 	downloads int
 	uploads   map[string]string
+	delay     time.Duration // per download
 }
 
 func newMemBucket() *memBucket {
@@ -58,7 +61,15 @@ func (b *memBucket) Download(ctx context.Context, key string, w io.Writer) (objs
 	data, ok := b.objs[key]
 	v := b.ver[key]
 	b.downloads++
+	delay := b.delay
 	b.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return objstore.Object{}, ctx.Err()
+		}
+	}
 	if !ok {
 		return objstore.Object{}, objstore.ErrNotFound
 	}
@@ -394,4 +405,63 @@ func TestChangesComparesListingsWithWhatWasRead(t *testing.T) {
 	if _, err := r.Changes(ctx, []Source{{URL: "/local/file.csv"}}); err == nil {
 		t.Fatal("a local path was accepted as a source")
 	}
+}
+
+func TestLargeTransfersLogProgress(t *testing.T) {
+	b := newMemBucket()
+	for i := range 8 {
+		b.put(fmt.Sprintf("p/%d.csv", i), strings.Repeat("x", 1000))
+	}
+	b.delay = 60 * time.Millisecond
+	var logs syncBuffer
+	r, err := New(Options{CacheDir: t.TempDir(), Workers: 2, ProgressInterval: 40 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Open: func(ctx context.Context, loc Location, sec *Secret) (objstore.Bucket, error) { return b, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := r.Prepare(ctx, "SELECT * FROM 's3://bkt/p/*.csv'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Finish(ctx, true)
+	out := logs.String()
+	for _, want := range []string{"msg=\"fetching objects\"", "objects=8", "bytes_total=8000", "mib_per_s=", "msg=\"objects fetched\""} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %s:\n%s", want, out)
+		}
+	}
+
+	// A cancelled statement stops its downloads.
+	for i := range 8 {
+		b.put(fmt.Sprintf("p/%d.csv", i), strings.Repeat("y", 1000))
+	}
+	before := b.downloads
+	cctx, cancel := context.WithTimeout(ctx, 90*time.Millisecond)
+	defer cancel()
+	if _, err := r.Prepare(cctx, "SELECT * FROM 's3://bkt/p/*.csv'"); err == nil {
+		t.Fatal("a cancelled statement finished its downloads")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := b.downloads - before; n > 4 {
+		t.Fatalf("%d downloads started after cancellation (2 workers, 90ms of 60ms downloads)", n)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }

@@ -42,6 +42,7 @@ type S3Server struct {
 	noConfig string // an AWS config file that does not exist
 
 	mu       sync.Mutex
+	getDelay time.Duration
 	counts   map[string]int
 	requests []string
 }
@@ -231,6 +232,13 @@ func (s *S3Server) startProxy(t testing.TB) {
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.count(r)
+			if d := s.delay(r); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-r.Context().Done():
+					return
+				}
+			}
 			proxy.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -248,6 +256,23 @@ func (s *S3Server) count(r *http.Request) {
 	defer s.mu.Unlock()
 	s.counts[kind]++
 	s.requests = append(s.requests, kind+" "+r.Method+" "+r.URL.RequestURI())
+}
+
+// SlowGets makes every object download through Endpoint wait d first,
+// like a far-away bucket; 0 restores full speed.
+func (s *S3Server) SlowGets(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.getDelay = d
+}
+
+func (s *S3Server) delay(r *http.Request) time.Duration {
+	if S3RequestKind(r) != "get" {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.getDelay
 }
 
 // Counts returns how many requests of each kind reached Endpoint since
