@@ -2,16 +2,9 @@ package objstoretest
 
 import (
 	"context"
-	"io"
-	"log"
-	"maps"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,9 +47,7 @@ type AzureServer struct {
 	// AccountName=...;AccountKey=...;BlobEndpoint=... form.
 	ConnectionString string
 
-	mu       sync.Mutex
-	counts   map[string]int
-	requests []string
+	*counter
 }
 
 // StartAzurite runs Azurite's blob service. Create containers with
@@ -76,10 +67,13 @@ func StartAzurite(t testing.TB) *AzureServer {
 		DirectEndpoint: "http://" + addr + "/" + azuriteAccount,
 		Account:        azuriteAccount,
 		Key:            azuriteKey,
-		counts:         map[string]int{},
 	}
-	proxy := s.startProxy(t, addr)
-	s.Endpoint = "http://" + proxy + "/" + azuriteAccount
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.counter = startCounter(t, ln, addr, false, AzureRequestKind, AzureGet)
+	s.Endpoint = "http://" + ln.Addr().String() + "/" + azuriteAccount
 	s.ConnectionString = "DefaultEndpointsProtocol=http;AccountName=" + s.Account +
 		";AccountKey=" + s.Key + ";BlobEndpoint=" + s.Endpoint + ";"
 	return s
@@ -111,75 +105,6 @@ func (s *AzureServer) CreateContainer(t testing.TB, name string) {
 	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
 		t.Fatalf("creating container %s: %v", name, err)
 	}
-}
-
-// startProxy serves a counting reverse proxy to target (host:port) on a
-// loopback port of its own, which it returns.
-func (s *AzureServer) startProxy(t testing.TB, target string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &url.URL{Scheme: "http", Host: target}
-	// Its own transport: the proxy must never follow HTTP_PROXY, nor add
-	// or decode a content encoding.
-	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		DisableCompression:  true,
-		MaxIdleConnsPerHost: 32,
-	}
-	proxy := &httputil.ReverseProxy{
-		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(u) },
-		Transport: transport,
-		// Clients that give up mid-request are routine in tests.
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.count(r)
-			proxy.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Close()
-		transport.CloseIdleConnections()
-	})
-	return ln.Addr().String()
-}
-
-func (s *AzureServer) count(r *http.Request) {
-	kind := AzureRequestKind(r)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.counts[kind]++
-	s.requests = append(s.requests, kind+" "+r.Method+" "+r.URL.RequestURI())
-}
-
-// Counts returns how many requests of each kind reached Endpoint since
-// the start or the last Reset.
-func (s *AzureServer) Counts() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.counts)
-}
-
-// Requests lists the requests behind Counts, one "kind METHOD /path?query"
-// line each, for a failing test to show.
-func (s *AzureServer) Requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.requests)
-}
-
-// Reset zeroes the counts.
-func (s *AzureServer) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.counts)
-	s.requests = nil
 }
 
 // AzureRequestKind names a Blob service request for counting: one of

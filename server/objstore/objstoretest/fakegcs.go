@@ -7,11 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -35,8 +32,7 @@ type GCSServer struct {
 
 	noCreds string // a credentials file that does not exist
 
-	mu     sync.Mutex
-	counts map[string]int
+	*counter
 }
 
 // StartFakeGCS runs fake-gcs-server (in memory) for the test's lifetime.
@@ -53,7 +49,6 @@ func StartFakeGCS(t testing.TB) *GCSServer {
 	s := &GCSServer{
 		Host:    ln.Addr().String(),
 		noCreds: filepath.Join(t.TempDir(), "no-such-credentials.json"),
-		counts:  map[string]int{},
 	}
 	emu := FreeAddr(t)
 	emuHost, emuPort, _ := net.SplitHostPort(emu)
@@ -68,31 +63,8 @@ func StartFakeGCS(t testing.TB) *GCSServer {
 		"-external-url", "http://"+s.Host,
 	)
 
-	target := &url.URL{Scheme: "http", Host: emu}
-	// Its own transport: the proxy must never follow HTTP_PROXY.
-	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 32,
-	}
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(target)
-			r.Out.Host = r.In.Host
-		},
-		Transport: transport,
-	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.count(gcsRequestKind(r))
-			proxy.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Close()
-		transport.CloseIdleConnections()
-	})
+	// The emulator routes XML-API requests by the Host header.
+	s.counter = startCounter(t, ln, emu, true, gcsRequestKind, GCSGet)
 	return s
 }
 
@@ -139,38 +111,6 @@ func (s *GCSServer) CreateBucket(t testing.TB, name string) {
 		msg, _ := io.ReadAll(resp.Body)
 		t.Fatalf("create bucket %s: %s: %s", name, resp.Status, msg)
 	}
-}
-
-// Counts returns how many requests of each kind (GCSList, GCSGet, ...)
-// the server has had since it started or since Reset.
-func (s *GCSServer) Counts() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := make(map[string]int, len(s.counts))
-	for k, v := range s.counts {
-		c[k] = v
-	}
-	return c
-}
-
-// Count is one kind's count, for terse assertions.
-func (s *GCSServer) Count(kind string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts[kind]
-}
-
-// Reset zeroes the counts.
-func (s *GCSServer) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.counts)
-}
-
-func (s *GCSServer) count(kind string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.counts[kind]++
 }
 
 // gcsRequestKind classifies a request by the GCS API paths:

@@ -4,17 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"io"
-	"log"
-	"maps"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,10 +35,7 @@ type S3Server struct {
 	client   *awss3.Client
 	noConfig string // an AWS config file that does not exist
 
-	mu       sync.Mutex
-	getDelay time.Duration
-	counts   map[string]int
-	requests []string
+	*counter
 }
 
 // StartVersityGW starts an empty gateway. Create buckets with CreateBucket.
@@ -58,7 +49,6 @@ func StartVersityGW(t testing.TB) *S3Server {
 		Region:         "us-east-1",
 		Dir:            t.TempDir(),
 		noConfig:       filepath.Join(t.TempDir(), "no-such-aws-config"),
-		counts:         map[string]int{},
 	}
 	// A sidecar directory holds object metadata, so the gateway needs no
 	// extended attributes from the file system under the test's temp dir.
@@ -70,7 +60,13 @@ func StartVersityGW(t testing.TB) *S3Server {
 		"--region", s.Region,
 		"--quiet",
 		"posix", "--sidecar", meta, s.Dir)
-	s.startProxy(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Endpoint = ln.Addr().String()
+	// The Host header is part of the request's signature.
+	s.counter = startCounter(t, ln, s.DirectEndpoint, true, S3RequestKind, S3Get)
 	s.client = awss3.New(awss3.Options{
 		Region:       s.Region,
 		Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(s.KeyID, s.Secret, "")),
@@ -201,100 +197,4 @@ func isListQuery(q url.Values) bool {
 		}
 	}
 	return true
-}
-
-// startProxy puts the counting proxy in front of the gateway at Endpoint.
-// It keeps the client's Host header, which SigV4 signs.
-func (s *S3Server) startProxy(t testing.TB) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Endpoint = ln.Addr().String()
-	target := &url.URL{Scheme: "http", Host: s.DirectEndpoint}
-	// Its own transport: the proxy must never follow HTTP_PROXY, nor add
-	// or decode a content encoding.
-	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		DisableCompression:  true,
-		MaxIdleConnsPerHost: 32,
-	}
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(target)
-			r.Out.Host = r.In.Host
-		},
-		Transport: transport,
-		// Clients that give up mid-request are routine in tests.
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.count(r)
-			if d := s.delay(r); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-r.Context().Done():
-					return
-				}
-			}
-			proxy.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Close()
-		transport.CloseIdleConnections()
-	})
-}
-
-func (s *S3Server) count(r *http.Request) {
-	kind := S3RequestKind(r)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.counts[kind]++
-	s.requests = append(s.requests, kind+" "+r.Method+" "+r.URL.RequestURI())
-}
-
-// SlowGets makes every object download through Endpoint wait d first,
-// like a far-away bucket; 0 restores full speed.
-func (s *S3Server) SlowGets(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.getDelay = d
-}
-
-func (s *S3Server) delay(r *http.Request) time.Duration {
-	if S3RequestKind(r) != "get" {
-		return 0
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.getDelay
-}
-
-// Counts returns how many requests of each kind reached Endpoint since
-// the start or the last Reset.
-func (s *S3Server) Counts() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.counts)
-}
-
-// Requests lists the requests behind Counts, one "kind METHOD /path?query"
-// line each, for a failing test to show.
-func (s *S3Server) Requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.requests)
-}
-
-// Reset zeroes the counts.
-func (s *S3Server) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.counts)
-	s.requests = nil
 }
