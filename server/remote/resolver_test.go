@@ -415,7 +415,7 @@ func TestLargeTransfersLogProgress(t *testing.T) {
 	b.delay = 60 * time.Millisecond
 	var logs syncBuffer
 	r, err := New(Options{CacheDir: t.TempDir(), Workers: 2, ProgressInterval: 40 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Log:  slog.New(slog.NewTextHandler(&logs, nil)),
 		Open: func(ctx context.Context, loc Location, sec *Secret) (objstore.Bucket, error) { return b, nil }})
 	if err != nil {
 		t.Fatal(err)
