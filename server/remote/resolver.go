@@ -77,7 +77,7 @@ func New(opts Options) (*Resolver, error) {
 // URL, a secret, or lists secrets. Everything else goes straight to
 // DuckDB.
 func Involved(sql string) bool {
-	return strings.Contains(sql, "://") || containsFold(sql, "secret")
+	return strings.Contains(sql, "://") || containsFold(sql, "secret") || formatsInvolved(sql)
 }
 
 func containsFold(s, sub string) bool {
@@ -97,6 +97,7 @@ type Statement struct {
 	entries []*entry
 	view    string
 	uploads []upload
+	hooks   []func(ctx context.Context, ok bool) error // formats: run first by Finish
 }
 
 // Source is one URL a statement read and what it matched.
@@ -130,8 +131,19 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 	writeTarget := copyTarget(toks)
 	var b strings.Builder
 	last := 0
+	skip := 0 // formats: tokens a rewritten call already covered
 	for i, t := range toks {
 		switch {
+		case i < skip:
+		case isFormatToken(toks, i, writeTarget): // formats: read_xlsx, iceberg_*, COPY TO xlsx
+			end, text, err := s.rewriteFormat(ctx, stmt, toks, i, writeTarget)
+			if err != nil {
+				s.Finish(ctx, false)
+				return nil, err
+			}
+			b.WriteString(stmt[last:t.Start])
+			b.WriteString(text)
+			last, skip = toks[end].End, end+1
 		case t.Kind == sqltext.String:
 			loc, ok := ParseLocation(t.Value)
 			if !ok {
@@ -291,6 +303,13 @@ func (s *Statement) stage(loc Location) (string, error) {
 // nothing.
 func (s *Statement) Finish(ctx context.Context, succeeded bool) error {
 	var err error
+	for _, h := range s.hooks { // formats: e.g. write the workbook before its upload
+		if herr := h(ctx, succeeded && err == nil); herr != nil && err == nil {
+			err = herr
+		}
+	}
+	s.hooks = nil
+	succeeded = succeeded && err == nil
 	if succeeded {
 		for _, u := range s.uploads {
 			if uerr := s.r.upload(ctx, u); uerr != nil && err == nil {

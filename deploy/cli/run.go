@@ -1,0 +1,502 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/lunadb/luna/deploy"
+	awsfleet "github.com/lunadb/luna/deploy/aws"
+	"github.com/lunadb/luna/deploy/gcp"
+	"github.com/lunadb/luna/deploy/remote"
+)
+
+// Default startup scripts, relative to the working directory (the
+// repository root, or wherever the operator keeps them).
+const (
+	gcpStartupScript = "scripts/startup-gcp-mig.sh"
+	awsStartupScript = "scripts/startup-aws-asg.sh"
+)
+
+// run is one parsed invocation.
+type run struct {
+	env        Env
+	cloud, cmd string
+	fs         *flag.FlagSet
+
+	gcp gcp.Config
+	aws awsfleet.Config
+
+	dryRun, yes     bool
+	format          string
+	startupScript   string
+	noStartupScript bool
+	passwdFile      string
+	size            int
+	imageFamily     string
+	imageProject    string
+	zones           listFlag
+	timeout         time.Duration
+
+	ssh         remote.Options
+	keys        listFlag
+	knownHosts  listFlag
+	follow      bool
+	since       string
+	lines       int
+	relist      time.Duration
+	readyWait   time.Duration
+	healthPort  int
+	unit        string
+	metadata    mapFlag
+	tags        listFlag
+	awsTags     mapFlag
+	settings    mapFlag
+	scopes      listFlag
+	secGroups   listFlag
+	subnets     listFlag
+	mutating    bool
+	needsSSH    bool
+	needsRecipe bool
+}
+
+var examples = map[string]string{
+	"mig create": `luna-deploy mig create --project my-proj --region europe-west1 --size 3 \
+    --machine-type n2-highmem-8 --passwd-file pw.txt --startup-script scripts/startup-gcp-mig.sh \
+    --metadata luna-release-url=https://example.com/luna_1.0.0_amd64.deb --metadata luna-release-sha256=<sha256>
+  # from a Luna image instead of Debian plus the startup script:
+  luna-deploy mig create --project my-proj --region europe-west1 \
+    --image-family luna --image-project my-images --no-startup-script`,
+	"mig update":  `luna-deploy mig update --project my-proj --region europe-west1 --image-family luna --image-project my-images --no-startup-script`,
+	"mig status":  `luna-deploy mig status --project my-proj --region europe-west1 --format json`,
+	"mig restart": `luna-deploy mig restart --project my-proj --region europe-west1 --user admin -i ~/.ssh/id_ed25519`,
+	"mig logs":    `luna-deploy mig logs --project my-proj --region europe-west1 -i ~/.ssh/id_ed25519 --follow --since "1 hour ago"`,
+	"mig delete":  `luna-deploy mig delete --project my-proj --region europe-west1 --name luna --yes`,
+	"asg create": `luna-deploy asg create --region eu-west-1 --ami ami-0123456789abcdef0 --instance-type r7i.2xlarge \
+    --subnet subnet-aaa,subnet-bbb --security-group sg-123 --instance-profile luna-node --key-name ops \
+    --passwd-from aws-ssm:/luna/passwd --startup-script scripts/startup-aws-asg.sh \
+    --setting LUNA_RELEASE_URL=https://example.com/luna_1.0.0_amd64.deb --setting LUNA_RELEASE_SHA256=<sha256>`,
+	"asg update":  `luna-deploy asg update --region eu-west-1 --ami ami-0fedcba9876543210 --subnet subnet-aaa,subnet-bbb`,
+	"asg status":  `luna-deploy asg status --region eu-west-1 --profile prod`,
+	"asg restart": `luna-deploy asg restart --region eu-west-1 --user admin -i ~/.ssh/ops.pem --jump admin@bastion.example.com --internal-ip`,
+	"asg logs":    `luna-deploy asg logs --region eu-west-1 --user admin --follow --lines 20`,
+	"asg delete":  `luna-deploy asg delete --region eu-west-1 --name luna`,
+}
+
+var summaries = map[string]string{
+	"create":  "Create the template and the group, wait until they are up, and print what was made.",
+	"update":  "Make a new template version and roll the group over to it, waiting until done.",
+	"status":  "List the group's instances: state, health, zone, internal IP and template version.",
+	"restart": "Restart Luna on each instance over SSH, one at a time, waiting for /readyz in between.",
+	"logs":    "Tail journalctl -u luna of every instance over SSH, merged and prefixed with the instance name.",
+	"delete":  "Delete the group and its templates, after a confirmation unless --yes.",
+}
+
+func (r *run) parse(args []string) error {
+	name := r.cloud + " " + r.cmd
+	fs := flag.NewFlagSet("luna-deploy "+name, flag.ContinueOnError)
+	fs.SetOutput(r.env.Stderr)
+	r.fs = fs
+	r.mutating = r.cmd == "create" || r.cmd == "update" || r.cmd == "delete"
+	r.needsSSH = r.cmd == "restart" || r.cmd == "logs"
+	r.needsRecipe = r.cmd == "create" || r.cmd == "update"
+	r.metadata, r.awsTags, r.settings = mapFlag{}, mapFlag{}, mapFlag{}
+
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: luna-deploy %s [flags]\n\n%s\n\nExample:\n  %s\n\nFlags:\n", name, summaries[r.cmd], examples[name])
+		fs.PrintDefaults()
+	}
+
+	fs.StringVar(&r.gcp.Name, "name", "luna", "name of the group (and prefix of its templates)")
+	fs.DurationVar(&r.timeout, "timeout", 30*time.Minute, "longest wait for each long-running operation")
+	if r.mutating {
+		fs.BoolVar(&r.dryRun, "dry-run", false, "print the API requests as JSON and change nothing")
+	}
+	if r.cmd == "delete" {
+		fs.BoolVar(&r.yes, "yes", false, "do not ask for confirmation")
+	}
+	if r.cmd == "status" {
+		fs.StringVar(&r.format, "format", "table", "output format: table or json")
+	}
+	switch r.cloud {
+	case "mig":
+		fs.StringVar(&r.gcp.Project, "project", firstEnv(r.env.Getenv, "CLOUDSDK_CORE_PROJECT", "GOOGLE_CLOUD_PROJECT"), "GCP project (default $CLOUDSDK_CORE_PROJECT or $GOOGLE_CLOUD_PROJECT)")
+		fs.StringVar(&r.gcp.Region, "region", r.env.Getenv("CLOUDSDK_COMPUTE_REGION"), "GCP region of the group (default $CLOUDSDK_COMPUTE_REGION)")
+		if r.cmd == "create" {
+			fs.Var(&r.zones, "zone", "zone of the region to spread over (repeatable or comma-separated; default the region's zones)")
+		}
+	case "asg":
+		fs.StringVar(&r.aws.Region, "region", "", "AWS region (default $AWS_REGION, or the profile's region)")
+		fs.StringVar(&r.aws.Profile, "profile", "", "AWS shared config profile (default $AWS_PROFILE)")
+	}
+	if r.needsRecipe {
+		r.recipeFlags(fs)
+	}
+	if r.needsSSH {
+		r.sshFlags(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(r.env.Stdout)
+			fs.Usage()
+			return err
+		}
+		return errUsage // the flag package explained it
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(r.env.Stderr, "luna-deploy %s: unexpected argument %q (flags only)\n", name, fs.Arg(0))
+		return errUsage
+	}
+	return r.finish()
+}
+
+func (r *run) recipeFlags(fs *flag.FlagSet) {
+	fs.IntVar(&r.size, "size", 2, "number of instances")
+	fs.StringVar(&r.gcp.Version, "template-version", "", "version suffix of the new template (default: the UTC time, 20060102-150405)")
+	script := map[string]string{"mig": gcpStartupScript, "asg": awsStartupScript}[r.cloud]
+	fs.StringVar(&r.startupScript, "startup-script", "", "cloud-init startup script, sent as startup-script metadata (GCP) or user data (AWS) (default "+script+")")
+	fs.BoolVar(&r.noStartupScript, "no-startup-script", false, "send no startup script (the image is a Luna image)")
+	switch r.cloud {
+	case "mig":
+		fs.StringVar(&r.gcp.MachineType, "machine-type", "e2-standard-4", "machine type")
+		fs.StringVar(&r.gcp.Image, "image", "", "boot image path, e.g. projects/P/global/images/NAME (default the debian-12 family of debian-cloud)")
+		fs.StringVar(&r.imageFamily, "image-family", "", "boot image family (with --image-project), e.g. a Luna image family")
+		fs.StringVar(&r.imageProject, "image-project", "", "project of --image-family (default --project)")
+		fs.Int64Var(&r.gcp.DiskSizeGB, "disk-size", 20, "boot disk size in GB")
+		fs.StringVar(&r.gcp.ServiceAccount, "service-account", "default", "service account e-mail of the instances")
+		fs.Var(&r.scopes, "scopes", "OAuth scopes of the service account (default cloud-platform)")
+		fs.StringVar(&r.gcp.Network, "network", "default", "VPC network")
+		fs.StringVar(&r.gcp.Subnet, "subnet", "", "subnetwork in the region")
+		fs.Var(&r.tags, "tags", "network tags (repeatable or comma-separated), e.g. for firewall rules")
+		fs.BoolVar(&r.gcp.ExternalIP, "external-ip", false, "give instances an ephemeral external IP")
+		fs.Var(r.metadata, "metadata", "extra instance metadata KEY=VALUE (repeatable)")
+		fs.StringVar(&r.gcp.PasswdAttribute, "passwd-attribute", "luna-passwd", "metadata attribute holding the password (luna --passwd-from gcp-metadata:ATTR)")
+		fs.StringVar(&r.passwdFile, "passwd-file", "", "file holding the Luna password, stored in the --passwd-attribute metadata")
+		fs.IntVar(&r.gcp.APIPort, "api-port", deploy.APIPort, "Luna's API port (the group's named port luna)")
+		fs.IntVar(&r.gcp.HealthPort, "health-port", deploy.HealthPort, "Luna's health port (/readyz, checked by the health check)")
+	case "asg":
+		fs.StringVar(&r.aws.AMI, "ami", "", "AMI ID: a Luna AMI, or Debian/Amazon Linux with the startup script (required)")
+		fs.StringVar(&r.aws.InstanceType, "instance-type", "m7i.xlarge", "instance type")
+		fs.StringVar(&r.aws.KeyName, "key-name", "", "EC2 key pair for SSH")
+		fs.StringVar(&r.aws.InstanceProfile, "instance-profile", "", "IAM instance profile name or ARN")
+		fs.Var(&r.secGroups, "security-group", "security group ID (repeatable or comma-separated)")
+		fs.Var(&r.subnets, "subnet", "subnet ID to spread over (repeatable or comma-separated)")
+		fs.Var(&r.zones, "zone", "availability zone, when not using --subnet (repeatable or comma-separated)")
+		fs.Var(new(int32Flag).bind(&r.aws.VolumeSizeGB, 20), "volume-size", "root volume size in GiB")
+		fs.StringVar(&r.aws.PasswdFrom, "passwd-from", "", "password source for luna --passwd-from (aws-ssm:NAME, aws-secretsmanager:ID, aws-imds:TAG), set as an instance tag")
+		fs.Var(r.awsTags, "tag", "extra instance tag KEY=VALUE (repeatable)")
+		fs.Var(r.settings, "setting", "NAME=VALUE exported to the startup script in the user data, e.g. LUNA_RELEASE_URL=https://.../luna_1.0_amd64.deb (repeatable)")
+	}
+}
+
+func (r *run) sshFlags(fs *flag.FlagSet) {
+	fs.Var(&r.keys, "i", "private key file (repeatable); ssh-agent ($SSH_AUTH_SOCK) is used too")
+	fs.StringVar(&r.ssh.User, "user", "", "SSH user (default the local user name)")
+	fs.Var(&r.knownHosts, "known-hosts", "known_hosts file (repeatable; default ~/.ssh/known_hosts)")
+	fs.BoolVar(&r.ssh.InsecureIgnoreHostKey, "insecure-ignore-host-key", false, "do not check host keys (open to interception)")
+	fs.StringVar(&r.ssh.Jump, "jump", "", "bastion to connect through, [user@]host[:port]")
+	fs.BoolVar(&r.ssh.InternalIP, "internal-ip", false, "connect to the instances' internal IPs (default external)")
+	fs.IntVar(&r.ssh.Port, "ssh-port", 22, "SSH port of the instances")
+	fs.StringVar(&r.unit, "unit", "luna", "systemd unit")
+	if r.cmd == "logs" {
+		fs.BoolVar(&r.follow, "follow", false, "keep streaming new entries; picks up instances that join (Ctrl-C stops)")
+		fs.BoolVar(&r.follow, "f", false, "shorthand for --follow")
+		fs.StringVar(&r.since, "since", "", `show entries since this time (journalctl --since, e.g. "1 hour ago")`)
+		fs.IntVar(&r.lines, "lines", 100, "past entries per instance (journalctl -n; -1 for all)")
+		fs.IntVar(&r.lines, "n", 100, "shorthand for --lines")
+		fs.DurationVar(&r.relist, "relist", 30*time.Second, "how often --follow lists the group again")
+	}
+	if r.cmd == "restart" {
+		fs.IntVar(&r.healthPort, "health-port", deploy.HealthPort, "Luna's health port, polled for /readyz")
+		fs.DurationVar(&r.readyWait, "ready-timeout", 5*time.Minute, "longest wait for /readyz after each restart")
+	}
+}
+
+// int32Flag is an int32 flag with a default.
+type int32Flag struct{ p *int32 }
+
+func (f *int32Flag) bind(p *int32, def int32) *int32Flag { *p = def; f.p = p; return f }
+func (f *int32Flag) String() string {
+	if f == nil || f.p == nil {
+		return "0"
+	}
+	return fmt.Sprint(*f.p)
+}
+func (f *int32Flag) Set(v string) error {
+	var n int32
+	if _, err := fmt.Sscan(v, &n); err != nil {
+		return fmt.Errorf("%q is not a number", v)
+	}
+	*f.p = n
+	return nil
+}
+
+func firstEnv(getenv func(string) string, names ...string) string {
+	for _, n := range names {
+		if v := getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// finish validates flags and reads the files they name.
+func (r *run) finish() error {
+	bad := func(format string, args ...any) error {
+		fmt.Fprintf(r.env.Stderr, "luna-deploy %s %s: "+format+"\n", append([]any{r.cloud, r.cmd}, args...)...)
+		return errUsage
+	}
+	if r.cmd == "status" && r.format != "table" && r.format != "json" {
+		return bad("--format %q: use table or json", r.format)
+	}
+	if r.timeout <= 0 {
+		return bad("--timeout must be positive")
+	}
+	if r.needsRecipe {
+		if r.size < 0 || r.size > 1000 {
+			return bad("--size %d: between 0 and 1000", r.size)
+		}
+		if r.noStartupScript && r.startupScript != "" {
+			return bad("--startup-script and --no-startup-script contradict each other")
+		}
+	}
+	now := r.env.Now()
+	switch r.cloud {
+	case "mig":
+		r.gcp.Zones = r.zones
+		if r.needsRecipe {
+			r.gcp.Size = int32(r.size)
+			r.gcp.Tags, r.gcp.Scopes, r.gcp.Metadata = r.tags, r.scopes, r.metadata
+			if r.imageFamily != "" {
+				if r.gcp.Image != "" {
+					return bad("--image and --image-family contradict each other")
+				}
+				proj := r.imageProject
+				if proj == "" {
+					proj = r.gcp.Project
+				}
+				r.gcp.Image = "projects/" + proj + "/global/images/family/" + r.imageFamily
+			}
+			if r.passwdFile != "" {
+				pw, err := readPassword(r.passwdFile)
+				if err != nil {
+					return bad("%v", err)
+				}
+				r.gcp.Password = pw
+			}
+		}
+		r.gcp.Defaults(now)
+		if err := r.gcp.Check(); err != nil {
+			return bad("%v", err)
+		}
+	case "asg":
+		r.aws.Name, r.aws.Version = r.gcp.Name, r.gcp.Version
+		if r.needsRecipe {
+			r.aws.Size = int32(r.size)
+			r.aws.SecurityGroups, r.aws.Subnets, r.aws.Zones, r.aws.Tags = r.secGroups, r.subnets, r.zones, r.awsTags
+			r.aws.Settings = r.settings
+		}
+		if r.aws.Region == "" {
+			r.aws.Region = firstEnv(r.env.Getenv, "AWS_REGION", "AWS_DEFAULT_REGION")
+		}
+		if r.aws.Profile == "" {
+			r.aws.Profile = r.env.Getenv("AWS_PROFILE")
+		}
+		r.aws.Defaults(now)
+		if r.aws.Region == "" && r.aws.Profile == "" {
+			return bad("--region is required (or set AWS_REGION, or a region in the --profile)")
+		}
+		if err := r.aws.Check(); err != nil && r.aws.Region != "" {
+			return bad("%v", err)
+		}
+		if r.needsRecipe {
+			if err := r.aws.CheckTemplate(); err != nil {
+				return bad("%v", err)
+			}
+			if r.cmd == "create" {
+				if err := r.aws.CheckGroup(); err != nil {
+					return bad("%v", err)
+				}
+			}
+		}
+	}
+	if r.needsRecipe && !r.noStartupScript {
+		path := r.startupScript
+		if path == "" {
+			path = map[string]string{"mig": gcpStartupScript, "asg": awsStartupScript}[r.cloud]
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return bad("reading the startup script: %v (pass --startup-script PATH, or --no-startup-script for a Luna image)", err)
+		}
+		if len(b) == 0 {
+			return bad("the startup script %s is empty", path)
+		}
+		r.gcp.StartupScript, r.aws.UserData = string(b), string(b)
+	}
+	if r.needsSSH {
+		if r.lines < -1 {
+			return bad("--lines %d: a count, or -1 for all", r.lines)
+		}
+		if r.relist <= 0 && r.cmd == "logs" {
+			return bad("--relist must be positive")
+		}
+		r.ssh.KeyFiles, r.ssh.KnownHosts = r.keys, r.knownHosts
+		r.ssh.AgentSocket = r.env.Getenv("SSH_AUTH_SOCK")
+	}
+	return nil
+}
+
+// readPassword reads a password file, trimming the trailing newline.
+func readPassword(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading --passwd-file: %w", err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		return "", fmt.Errorf("--passwd-file %s is empty", path)
+	}
+	return pw, nil
+}
+
+// fleet is what the commands need of a cloud back end.
+type fleet interface {
+	deploy.Lister
+	Create(context.Context) (string, error)
+	Update(context.Context) (string, error)
+	Delete(context.Context) (string, error)
+}
+
+func (r *run) plan() []deploy.Request {
+	switch r.cloud + " " + r.cmd {
+	case "mig create":
+		return r.gcp.PlanCreate()
+	case "mig update":
+		return r.gcp.PlanUpdate()
+	case "mig delete":
+		return r.gcp.PlanDelete()
+	case "asg create":
+		return r.aws.PlanCreate()
+	case "asg update":
+		return r.aws.PlanUpdate()
+	case "asg delete":
+		return r.aws.PlanDelete()
+	}
+	return nil
+}
+
+func (r *run) exec(ctx context.Context) error {
+	if r.dryRun {
+		return deploy.WriteRequests(r.env.Stdout, r.plan())
+	}
+	if r.cmd == "delete" && !r.yes {
+		q := fmt.Sprintf("Delete %s %s and its templates, terminating its instances?", map[string]string{"mig": "managed instance group", "asg": "auto scaling group"}[r.cloud], r.gcp.Name)
+		ok, err := deploy.Confirm(r.env.Stdin, r.env.Stderr, q)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return deploy.ErrAborted
+		}
+	}
+	// Open SSH credentials first: a bad key file fails before any cloud call.
+	var dialer *remote.Dialer
+	if r.needsSSH {
+		var err error
+		if dialer, err = remote.NewDialer(r.ssh); err != nil {
+			return err
+		}
+		defer dialer.Close()
+	}
+	f, closeFn, err := r.fleet(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	var out string
+	switch r.cmd {
+	case "create":
+		out, err = f.Create(ctx)
+	case "update":
+		out, err = f.Update(ctx)
+	case "delete":
+		out, err = f.Delete(ctx)
+	case "status":
+		var in []deploy.Instance
+		if in, err = f.Instances(ctx); err == nil {
+			err = deploy.WriteInstances(r.env.Stdout, r.format, in)
+		}
+	case "logs":
+		err = remote.Tail(ctx, f, dialer, remote.LogOptions{
+			Unit: r.unit, Follow: r.follow, Since: r.since, Lines: r.lines, Relist: r.relist,
+			Color: r.env.StdoutTTY, Notices: r.env.Stderr,
+		}, r.env.Stdout)
+		if ctx.Err() != nil {
+			return nil
+		}
+	case "restart":
+		var in []deploy.Instance
+		if in, err = f.Instances(ctx); err == nil {
+			err = remote.RollingRestart(ctx, in, dialer, remote.RestartOptions{
+				Unit: r.unit, HealthPort: r.healthPort, Timeout: r.readyWait, Progress: r.progress(),
+			})
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(r.env.Stdout, out)
+	return nil
+}
+
+func (r *run) progress() *deploy.Progress {
+	return &deploy.Progress{W: r.env.Stderr, Every: 10 * time.Second}
+}
+
+// fleet makes the cloud back end's clients.
+func (r *run) fleet(ctx context.Context) (fleet, func(), error) {
+	switch r.cloud {
+	case "mig":
+		c, err := gcp.New(ctx, r.gcp, r.env.GCPOptions...)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.Progress, c.Timeout = r.progress(), r.timeout
+		if r.env.PollInterval > 0 {
+			c.PollInterval = r.env.PollInterval
+		}
+		return c, func() { c.Close() }, nil
+	default:
+		opts := []func(*config.LoadOptions) error{}
+		if r.aws.Region != "" {
+			opts = append(opts, config.WithRegion(r.aws.Region))
+		}
+		if r.aws.Profile != "" {
+			opts = append(opts, config.WithSharedConfigProfile(r.aws.Profile))
+		}
+		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("loading the AWS configuration: %w", err)
+		}
+		if r.env.AWSConfig != nil {
+			r.env.AWSConfig(&cfg)
+		}
+		if cfg.Region == "" {
+			return nil, nil, errors.New("no AWS region: pass --region, set AWS_REGION, or set a region in the profile")
+		}
+		r.aws.Region = cfg.Region
+		c := awsfleet.New(r.aws, cfg)
+		c.Progress, c.Timeout = r.progress(), r.timeout
+		if r.env.PollInterval > 0 {
+			c.PollInterval = r.env.PollInterval
+		}
+		return c, func() {}, nil
+	}
+}

@@ -1,0 +1,426 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
+}
+
+// binaries builds bin/luna and bin/lunactl as shipped (they run inside the
+// containers) once per test binary.
+func binaries(t *testing.T) (luna, lunactl string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "luna-deploy-e2e-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, name := range []string{"luna", "lunactl"} {
+			args := []string{"build", "-tags=duckdb_arrow", "-o", filepath.Join(buildDir, name), "./cmd/" + name}
+			cmd := exec.Command("go", args...)
+			cmd.Dir = repoRoot()
+			cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, "luna"), filepath.Join(buildDir, "lunactl")
+}
+
+// needs fails (rather than skips: a skipped test would hide that nothing
+// was checked) without root or the container tools.
+func needs(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (it boots root file systems with systemd-nspawn)")
+	}
+	for _, name := range []string{"systemd-nspawn", "nsenter", "debootstrap", "flock"} {
+		if _, err := exec.LookPath(name); err != nil {
+			t.Fatalf("%s not found in PATH: run make tools (scripts/test-deps.sh installs it)", name)
+		}
+	}
+}
+
+func run(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = repoRoot()
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		return o.String(), fmt.Errorf("%s %s: %w\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), err, o.String(), e.String())
+	}
+	return o.String(), nil
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitFor(d, every time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(every)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// applianceRootfs returns the cached Debian root file system (with systemd,
+// curl and openssh-server), building it first when needed.
+func applianceRootfs(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	out, err := run(ctx, filepath.Join(repoRoot(), "scripts", "appliance-rootfs.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	dir := lines[len(lines)-1]
+	if _, err := os.Stat(filepath.Join(dir, "usr/sbin/sshd")); err != nil {
+		t.Fatalf("appliance-rootfs.sh printed %q, which holds no sshd: %v", dir, err)
+	}
+	return dir
+}
+
+// clientKey is the test's SSH identity.
+type clientKey struct {
+	file       string // private key, OpenSSH format
+	authorized []byte // authorized_keys line
+}
+
+func newClientKey(t *testing.T) clientKey {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "luna-deploy test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientKey{file: file, authorized: ssh.MarshalAuthorizedKey(sp)}
+}
+
+// container is a throwaway copy of the root file system with Luna and sshd
+// enabled, booted with systemd-nspawn on the host's network.
+type container struct {
+	t                  *testing.T
+	dir, root, machine string
+	sshPort, apiPort   int
+	healthPort         int
+	nspawn             *exec.Cmd
+	exited             chan error
+	console            *syncBuffer
+	leader             int
+}
+
+func newContainer(t *testing.T, rootfs, luna, lunactl string, key clientKey) *container {
+	t.Helper()
+	dir, err := os.MkdirTemp(filepath.Dir(rootfs), "deploy-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &container{
+		t: t, dir: dir, root: filepath.Join(dir, "root"),
+		machine: "luna-deploy-" + strings.TrimPrefix(filepath.Base(dir), "deploy-e2e-"),
+		sshPort: freePort(t), apiPort: freePort(t), healthPort: freePort(t),
+		console: &syncBuffer{},
+	}
+	t.Cleanup(c.remove)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := run(ctx, "cp", "-a", "--reflink=auto", rootfs, c.root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(ctx, filepath.Join(repoRoot(), "scripts", "install.sh"), "--prefix", c.root, "--bin", luna, "--lunactl", lunactl, "--enable"); err != nil {
+		t.Fatal(err)
+	}
+	env := c.read("etc/luna/luna.env")
+	for name, port := range map[string]int{"LUNA_API_HOST_PORT": c.apiPort, "LUNA_HEALTH_HOST_PORT": c.healthPort} {
+		line := fmt.Sprintf("%s=127.0.0.1:%d", name, port)
+		if !strings.Contains(env, "\n"+name+"=") {
+			t.Fatalf("the installed luna.env does not set %s", name)
+		}
+		var lines []string
+		for _, l := range strings.Split(env, "\n") {
+			if strings.HasPrefix(l, name+"=") {
+				l = line
+			}
+			lines = append(lines, l)
+		}
+		env = strings.Join(lines, "\n")
+	}
+	c.write("etc/luna/luna.env", env, 0o600)
+
+	// sshd: unmasked, enabled, on a loopback port of its own.
+	if err := os.Remove(filepath.Join(c.root, "etc/systemd/system/ssh.service")); err != nil {
+		t.Fatalf("unmasking ssh.service: %v", err)
+	}
+	wants := filepath.Join(c.root, "etc/systemd/system/multi-user.target.wants")
+	if err := os.MkdirAll(wants, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The package enabled it before the rootfs masked it; make sure.
+	link := filepath.Join(wants, "ssh.service")
+	os.Remove(link)
+	if err := os.Symlink("/lib/systemd/system/ssh.service", link); err != nil {
+		t.Fatal(err)
+	}
+	c.write("etc/ssh/sshd_config.d/luna-test.conf",
+		fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nPermitRootLogin prohibit-password\nUseDNS no\n", c.sshPort), 0o644)
+	if err := os.MkdirAll(filepath.Join(c.root, "root/.ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c.write("root/.ssh/authorized_keys", string(key.authorized), 0o600)
+	return c
+}
+
+func (c *container) write(rel, content string, mode os.FileMode) {
+	c.t.Helper()
+	p := filepath.Join(c.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *container) read(rel string) string {
+	c.t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.root, rel))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// hostKeyLine is the known_hosts line for the container's ed25519 host key.
+func (c *container) hostKeyLine() string {
+	c.t.Helper()
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.read("etc/ssh/ssh_host_ed25519_key.pub")))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return knownhosts.Line([]string{net.JoinHostPort("127.0.0.1", strconv.Itoa(c.sshPort))}, key)
+}
+
+// boot starts the container and waits until sshd accepts connections and
+// Luna's /readyz answers 200.
+func (c *container) boot() {
+	t := c.t
+	t.Helper()
+	c.nspawn = exec.Command("systemd-nspawn", "-D", c.root, "--machine="+c.machine,
+		"--register=no", "--keep-unit", "-b", "--console=read-only")
+	c.nspawn.Stdout, c.nspawn.Stderr = c.console, c.console
+	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := c.nspawn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.exited = make(chan error, 1)
+	go func() { c.exited <- c.nspawn.Wait() }()
+	t.Cleanup(c.shutdown)
+	if !waitFor(30*time.Second, 50*time.Millisecond, func() bool {
+		if c.hasExited() {
+			return true
+		}
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", c.nspawn.Process.Pid, c.nspawn.Process.Pid))
+		for _, f := range strings.Fields(string(b)) {
+			pid, _ := strconv.Atoi(f)
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "systemd" {
+				c.leader = pid
+				return true
+			}
+		}
+		return false
+	}) || c.leader == 0 {
+		t.Fatalf("the container's systemd did not start:\n%s", tail(c.console.String(), 40))
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	if !waitFor(3*time.Minute, 200*time.Millisecond, func() bool {
+		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", c.sshPort), time.Second)
+		if err != nil {
+			return false
+		}
+		conn.Close()
+		resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", c.healthPort))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}) {
+		out, _ := c.exec("systemctl", "status", "--no-pager", "ssh.service", "luna.service")
+		t.Fatalf("sshd or Luna did not come up in the container:\n%s\n%s", out, tail(c.console.String(), 40))
+	}
+}
+
+func (c *container) hasExited() bool {
+	select {
+	case err := <-c.exited:
+		c.exited <- err
+		return true
+	default:
+		return false
+	}
+}
+
+// exec runs a command inside the container and returns its output.
+func (c *container) exec(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(c.leader), "-a", "--"}, args...)...)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_COLORS=0", "SYSTEMD_PAGER="}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("in %s: %s: %w\n%s", c.machine, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// mainPID is luna.service's main process ID inside the container.
+func (c *container) mainPID() string {
+	c.t.Helper()
+	out, err := c.exec("systemctl", "show", "-p", "MainPID", "--value", "luna.service")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// journalMark writes an entry that journalctl -u luna shows: root's entries
+// about the unit (OBJECT_SYSTEMD_UNIT) belong to it.
+func (c *container) journalMark(msg string) {
+	c.t.Helper()
+	c.write("root/mark.txt", "MESSAGE="+msg+"\nSYSLOG_IDENTIFIER=deploy-test\nOBJECT_SYSTEMD_UNIT=luna.service\n", 0o644)
+	if _, err := c.exec("logger", "--journald=/root/mark.txt"); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *container) shutdown() {
+	t := c.t
+	if t.Failed() && c.leader != 0 && !c.hasExited() {
+		if out, err := c.exec("journalctl", "--no-pager", "-b", "-n", "60", "-o", "short-precise"); err == nil {
+			t.Logf("%s journal (last lines):\n%s", c.machine, out)
+		}
+	}
+	if !c.hasExited() {
+		c.nspawn.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+		case <-time.After(60 * time.Second):
+			t.Errorf("%s did not power off in 60s; killing it", c.machine)
+			if c.leader != 0 {
+				syscall.Kill(c.leader, syscall.SIGKILL)
+			}
+			c.nspawn.Process.Kill()
+			<-c.exited
+		}
+	}
+}
+
+// remove deletes the copy unless something is still mounted inside it.
+func (c *container) remove() {
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		c.t.Errorf("not removing %s: %v", c.dir, err)
+		return
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == c.dir || strings.HasPrefix(f[4], c.dir+"/")) {
+			c.t.Errorf("not removing %s: %s is still mounted", c.dir, f[4])
+			return
+		}
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		c.t.Errorf("removing the container copy: %v", err)
+	}
+	os.Remove(filepath.Join("/run/systemd/nspawn/propagate", c.machine))
+}

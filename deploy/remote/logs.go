@@ -1,0 +1,372 @@
+package remote
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lunadb/luna/deploy"
+	"golang.org/x/crypto/ssh"
+)
+
+// LogOptions say what to tail.
+type LogOptions struct {
+	// Unit is the systemd unit (luna).
+	Unit string
+	// Follow keeps streaming new entries until ctx ends.
+	Follow bool
+	// Since is passed to journalctl --since (e.g. "1 hour ago").
+	Since string
+	// Lines is how many past entries to show per instance (journalctl -n);
+	// negative: all.
+	Lines int
+	// Relist is how often the group is listed again while following.
+	Relist time.Duration
+	// MinBackoff and MaxBackoff bound the pause before a reconnection.
+	MinBackoff, MaxBackoff time.Duration
+	// Color prefixes each instance's lines in its own colour.
+	Color bool
+	// Notices receives reconnection and membership notices (stderr).
+	Notices io.Writer
+}
+
+func (o *LogOptions) defaults() {
+	if o.Unit == "" {
+		o.Unit = "luna"
+	}
+	if o.Relist == 0 {
+		o.Relist = 30 * time.Second
+	}
+	if o.MinBackoff == 0 {
+		o.MinBackoff = time.Second
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+}
+
+// Tail streams the journals of the group's instances to out, one line per
+// entry prefixed with the instance name. It returns nil when ctx is
+// cancelled (Ctrl-C), when the entries are shown (without Follow), or the
+// first error that retrying cannot fix (host key, login, a failing
+// journalctl).
+func Tail(ctx context.Context, lister deploy.Lister, d *Dialer, opts LogOptions, out io.Writer) error {
+	opts.defaults()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t := &tailer{d: d, opts: opts, out: out, streams: map[string]context.CancelFunc{}, colors: map[string]int{}}
+
+	instances, err := lister.Instances(ctx)
+	if err != nil {
+		return err
+	}
+	if len(instances) == 0 && !opts.Follow {
+		return errors.New("the group has no instances")
+	}
+	var wg sync.WaitGroup
+	start := func(list []deploy.Instance) {
+		seen := map[string]bool{}
+		for _, in := range list {
+			seen[in.Name] = true
+			if _, ok := t.streams[in.Name]; ok {
+				continue
+			}
+			sctx, scancel := context.WithCancel(ctx)
+			t.streams[in.Name] = scancel
+			if _, ok := t.colors[in.Name]; !ok {
+				t.colors[in.Name] = len(t.colors)
+			}
+			wg.Add(1)
+			go func(in deploy.Instance, color int) {
+				defer wg.Done()
+				if err := t.stream(sctx, in, color); err != nil {
+					cancel(err)
+				}
+			}(in, t.colors[in.Name])
+		}
+		for name, scancel := range t.streams {
+			if !seen[name] {
+				t.notice("%s left the group; no longer following it", name)
+				scancel()
+				delete(t.streams, name)
+			}
+		}
+	}
+	start(instances)
+	if opts.Follow {
+		tick := time.NewTicker(opts.Relist)
+		defer tick.Stop()
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-tick.C:
+				list, err := lister.Instances(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						t.notice("listing the group again: %v", err)
+					}
+					continue
+				}
+				before := len(t.streams)
+				start(list)
+				if len(t.streams) > before {
+					t.notice("following %d instances", len(t.streams))
+				}
+			}
+		}
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+type tailer struct {
+	d    *Dialer
+	opts LogOptions
+	mu   sync.Mutex // one line at a time on out
+	out  io.Writer
+	// streams and colors belong to Tail's goroutine.
+	streams map[string]context.CancelFunc
+	colors  map[string]int
+}
+
+func (t *tailer) notice(format string, args ...any) {
+	if t.opts.Notices == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.opts.Notices, "luna-deploy: "+format+"\n", args...)
+}
+
+// stream tails one instance until ctx ends, reconnecting with backoff.
+func (t *tailer) stream(ctx context.Context, in deploy.Instance, color int) error {
+	prefix := in.Name + " | "
+	if t.opts.Color {
+		prefix = fmt.Sprintf("\x1b[%dm%s\x1b[0m | ", 31+color%6, in.Name)
+	}
+	var cursor string
+	backoff := t.opts.MinBackoff
+	failures := 0
+	for {
+		progressed, err := t.once(ctx, in, prefix, &cursor)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil && !t.opts.Follow {
+			return nil
+		}
+		if err != nil && permanent(err) {
+			return err
+		}
+		if err == nil {
+			err = errors.New("journalctl ended")
+		}
+		failures++
+		if !t.opts.Follow && failures >= 5 {
+			return fmt.Errorf("%s: giving up after %d attempts: %w", in.Name, failures, err)
+		}
+		if progressed {
+			backoff = t.opts.MinBackoff
+		}
+		t.notice("%s: connection lost (%v); reconnecting in %s", in.Name, err, backoff)
+		if deploy.Sleep(ctx, backoff) != nil {
+			return nil
+		}
+		backoff = min(2*backoff, t.opts.MaxBackoff)
+	}
+}
+
+// commandError is journalctl (or systemctl) failing on the instance, not
+// the connection: retrying will not help.
+type commandError struct {
+	host, cmd string
+	status    int
+	stderr    string
+}
+
+func (e *commandError) Error() string {
+	msg := strings.TrimSpace(e.stderr)
+	if msg == "" {
+		msg = "no error output"
+	}
+	return fmt.Sprintf("%s: %s exited with status %d: %s", e.host, e.cmd, e.status, msg)
+}
+
+// once runs journalctl over one connection, writing entries as they come.
+// progressed reports whether any entry arrived.
+func (t *tailer) once(ctx context.Context, in deploy.Instance, prefix string, cursor *string) (progressed bool, _ error) {
+	c, err := t.d.Dial(ctx, in)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	sess, err := c.NewSession()
+	if err != nil {
+		return false, fmt.Errorf("%s: opening a session: %w", in.Name, err)
+	}
+	defer sess.Close()
+	stdout, err := sess.StdoutPipe()
+	if err != nil {
+		return false, err
+	}
+	var stderr limitedBuffer
+	sess.Stderr = &stderr
+	cmd := t.d.sudo(journalctlCommand(t.opts, *cursor))
+	if err := sess.Start(cmd); err != nil {
+		return false, fmt.Errorf("%s: starting journalctl: %w", in.Name, err)
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64*1024), 4<<20)
+	for sc.Scan() {
+		var e entry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			continue // not an entry (journalctl's own notes)
+		}
+		if e.Cursor != "" {
+			*cursor = e.Cursor
+		}
+		progressed = true
+		line := prefix + e.format() + "\n"
+		t.mu.Lock()
+		_, werr := io.WriteString(t.out, line)
+		t.mu.Unlock()
+		if werr != nil {
+			return progressed, werr
+		}
+	}
+	err = sess.Wait()
+	var exit *ssh.ExitError
+	if errors.As(err, &exit) {
+		return progressed, &commandError{host: in.Name, cmd: "journalctl", status: exit.ExitStatus(), stderr: stderr.String()}
+	}
+	if err != nil {
+		return progressed, fmt.Errorf("%s: %w", in.Name, err)
+	}
+	return progressed, sc.Err()
+}
+
+// journalctlCommand builds the remote command. After a reconnection it
+// resumes right after the last entry shown, so that nothing is shown twice
+// or skipped.
+func journalctlCommand(o LogOptions, cursor string) string {
+	args := []string{"journalctl", "-u", shellQuote(o.Unit), "--no-pager", "-o", "json",
+		"--output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM"}
+	if cursor != "" {
+		args = append(args, "--after-cursor="+shellQuote(cursor))
+	} else {
+		if o.Since != "" {
+			args = append(args, "--since="+shellQuote(o.Since))
+		}
+		if o.Lines >= 0 {
+			args = append(args, "-n", strconv.Itoa(o.Lines))
+		}
+	}
+	if o.Follow {
+		args = append(args, "--follow")
+	}
+	return strings.Join(args, " ")
+}
+
+// sudo prefixes a command with sudo -n unless logged in as root.
+func (d *Dialer) sudo(cmd string) string {
+	if d.opts.User == "root" {
+		return cmd
+	}
+	return "sudo -n " + cmd
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:@,+", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// entry is one journal record in journalctl's JSON output.
+type entry struct {
+	Cursor     string          `json:"__CURSOR"`
+	Realtime   string          `json:"__REALTIME_TIMESTAMP"`
+	Message    json.RawMessage `json:"MESSAGE"`
+	Identifier string          `json:"SYSLOG_IDENTIFIER"`
+	Comm       string          `json:"_COMM"`
+	PID        string          `json:"_PID"`
+}
+
+// format renders an entry like journalctl -o short-iso.
+func (e *entry) format() string {
+	var b strings.Builder
+	if us, err := strconv.ParseInt(e.Realtime, 10, 64); err == nil {
+		b.WriteString(time.UnixMicro(us).UTC().Format("2006-01-02T15:04:05.000Z"))
+		b.WriteByte(' ')
+	}
+	id := e.Identifier
+	if id == "" {
+		id = e.Comm
+	}
+	if id != "" {
+		b.WriteString(id)
+		if e.PID != "" {
+			b.WriteString("[" + e.PID + "]")
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(message(e.Message))
+	return b.String()
+}
+
+// message decodes MESSAGE: a string, or an array of bytes when it is not
+// valid UTF-8.
+func message(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return strings.TrimRight(s, "\n")
+	}
+	var bs []byte
+	var nums []int
+	if json.Unmarshal(raw, &nums) == nil {
+		for _, n := range nums {
+			bs = append(bs, byte(n))
+		}
+		return strings.ToValidUTF8(strings.TrimRight(string(bs), "\n"), "\uFFFD")
+	}
+	return ""
+}
+
+// limitedBuffer keeps the first 4 KiB written to it.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := 4096 - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,547 @@
+package iceberg
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go"
+)
+
+// Filter is one "column op literal" conjunct of the query's WHERE clause
+// on the scan; files whose partition values or column bounds rule it out
+// are not read. DuckDB still applies the filter itself, so pruning only
+// saves work.
+type Filter struct {
+	Column string // as written, matched case-insensitively
+	Op     string // =, <, <=, >, >=
+	Value  string // the literal's text (numbers) or content (strings)
+	String bool   // the literal was a string (or DATE '…')
+}
+
+// Plan is what a scan reads, for logs and tests.
+type Plan struct {
+	DataFiles, PrunedFiles, PrunedManifests, PositionDeletes, EqualityDeletes int
+}
+
+type dataFile struct {
+	uri   string // as recorded
+	local string
+	seq   int64
+}
+
+type deleteFile struct {
+	uri   string
+	local string
+	seq   int64
+	eqIDs []int // equality deletes
+}
+
+// Scan is iceberg_scan: a parenthesized query that reads the snapshot.
+func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error) {
+	var plan Plan
+	fields := t.schema.Fields()
+	for _, f := range fields {
+		if _, err := duckType(f.Type); err != nil {
+			return "", plan, fmt.Errorf("%s: column \"%s\": %w", t.fn, f.Name, err)
+		}
+	}
+	list, err := t.manifests(ctx)
+	if err != nil {
+		return "", plan, err
+	}
+	specs := map[int]iceberg.PartitionSpec{}
+	for _, s := range t.meta.PartitionSpecs {
+		specs[s.ID()] = s
+	}
+	var data []dataFile
+	var posDels, eqDels []deleteFile
+	for _, m := range list {
+		isData := m.ManifestContent() == iceberg.ManifestContentData
+		if isData && !t.manifestMayMatch(m, specs, filters) {
+			plan.PrunedManifests++
+			continue
+		}
+		es, err := t.entries(ctx, m, true)
+		if err != nil {
+			return "", plan, err
+		}
+		for _, e := range es {
+			df := e.DataFile()
+			if df.FileFormat() != iceberg.ParquetFile {
+				what := "data file"
+				if df.ContentType() == iceberg.EntryContentPosDeletes && strings.EqualFold(string(df.FileFormat()), "puffin") {
+					return "", plan, fmt.Errorf("%s: %s uses deletion vectors (%s), which are not supported", t.fn, t.path, df.FilePath())
+				}
+				if df.ContentType() != iceberg.EntryContentData {
+					what = "delete file"
+				}
+				return "", plan, fmt.Errorf("%s: %s %s is in %s format; only PARQUET is supported", t.fn, what, df.FilePath(), df.FileFormat())
+			}
+			switch df.ContentType() {
+			case iceberg.EntryContentData:
+				if col := t.missingPartitionColumn(df, specs[int(m.PartitionSpecID())]); col != "" {
+					// Reading it by field id would give NULLs, not the
+					// partition's value.
+					return "", plan, fmt.Errorf("%s: data file %s does not store its partition column \"%s\" (a migrated table?), which is not supported", t.fn, df.FilePath(), col)
+				}
+				if !t.fileMayMatch(df, filters) {
+					plan.PrunedFiles++
+					continue
+				}
+				data = append(data, dataFile{uri: df.FilePath(), seq: e.SequenceNum()})
+			case iceberg.EntryContentPosDeletes:
+				posDels = append(posDels, deleteFile{uri: df.FilePath(), seq: e.SequenceNum()})
+			case iceberg.EntryContentEqDeletes:
+				ids := df.EqualityFieldIDs()
+				if len(ids) == 0 {
+					return "", plan, fmt.Errorf("%s: equality delete file %s names no equality columns", t.fn, df.FilePath())
+				}
+				eqDels = append(eqDels, deleteFile{uri: df.FilePath(), seq: e.SequenceNum(), eqIDs: ids})
+			default:
+				return "", plan, fmt.Errorf("%s: manifest entry content %d in %s is not supported", t.fn, df.ContentType(), m.FilePath())
+			}
+		}
+	}
+	plan.DataFiles, plan.PositionDeletes, plan.EqualityDeletes = len(data), len(posDels), len(eqDels)
+	if len(data) == 0 {
+		return t.emptyScan(), plan, nil
+	}
+	// A delete file only matters if some data file is older than it.
+	minSeq := int64(math.MaxInt64)
+	for _, d := range data {
+		minSeq = min(minSeq, d.seq)
+	}
+	posDels = keep(posDels, func(d deleteFile) bool { return d.seq >= minSeq })
+	eqDels = keep(eqDels, func(d deleteFile) bool { return d.seq > minSeq })
+
+	uris := make([]string, 0, len(data)+len(posDels)+len(eqDels))
+	for _, d := range data {
+		uris = append(uris, t.resolve(d.uri))
+	}
+	for _, d := range posDels {
+		uris = append(uris, t.resolve(d.uri))
+	}
+	for _, d := range eqDels {
+		uris = append(uris, t.resolve(d.uri))
+	}
+	locals, err := t.files.LocalAll(ctx, uris)
+	if err != nil {
+		return "", plan, err
+	}
+	for i := range data {
+		data[i].local = locals[i]
+	}
+	for i := range posDels {
+		posDels[i].local = locals[len(data)+i]
+	}
+	for i := range eqDels {
+		eqDels[i].local = locals[len(data)+len(posDels)+i]
+	}
+	sql, err := t.scanSQL(data, posDels, eqDels)
+	return sql, plan, err
+}
+
+func keep(ds []deleteFile, f func(deleteFile) bool) []deleteFile {
+	var out []deleteFile
+	for _, d := range ds {
+		if f(d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (t *Table) emptyScan() string {
+	var cols []string
+	for _, f := range t.schema.Fields() {
+		typ, _ := duckType(f.Type)
+		cols = append(cols, fmt.Sprintf("CAST(NULL AS %s) AS %s", typ, quoteIdent(f.Name)))
+	}
+	if len(cols) == 0 {
+		return "(SELECT 1 WHERE false)"
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " WHERE false)"
+}
+
+// fieldType finds a field's type in the snapshot's schema or, for a
+// column dropped since, in any schema of the table.
+func (t *Table) fieldType(id int) (iceberg.NestedField, bool) {
+	if f, ok := t.schema.FindFieldByID(id); ok {
+		return f, true
+	}
+	for _, s := range t.meta.Schemas {
+		if f, ok := s.FindFieldByID(id); ok {
+			return f, true
+		}
+	}
+	return iceberg.NestedField{}, false
+}
+
+func schemaEntry(id int, name, typ string) string {
+	return fmt.Sprintf("%d: {name: %s, type: %s, default_value: NULL}", id, quoteString(name), quoteString(typ))
+}
+
+func fileList(files []string) string {
+	q := make([]string, len(files))
+	for i, f := range files {
+		q[i] = quoteString(f)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// Names of the scan's internal columns; the scan's result has the
+// table's columns only.
+const (
+	colFile = "__iceberg_file"
+	colSeq  = "__iceberg_seq"
+)
+
+func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, error) {
+	fields := t.schema.Fields()
+	var entries, visible []string
+	colOf := map[int]string{}
+	for _, f := range fields {
+		typ, _ := duckType(f.Type)
+		entries = append(entries, schemaEntry(f.ID, f.Name, typ))
+		visible = append(visible, quoteIdent(f.Name))
+		colOf[f.ID] = quoteIdent(f.Name)
+	}
+	// Equality-delete columns the snapshot's schema no longer shows are
+	// still read from the data files, under internal names.
+	for _, d := range eqDels {
+		for _, id := range d.eqIDs {
+			if _, ok := colOf[id]; ok {
+				continue
+			}
+			f, ok := t.fieldType(id)
+			if !ok {
+				return "", fmt.Errorf("%s: equality delete file %s names unknown field id %d", t.fn, d.uri, id)
+			}
+			typ, err := duckType(f.Type)
+			if err != nil {
+				return "", fmt.Errorf("%s: equality delete column \"%s\": %w", t.fn, f.Name, err)
+			}
+			name := fmt.Sprintf("__iceberg_eq_%d", id)
+			entries = append(entries, schemaEntry(id, name, typ))
+			colOf[id] = quoteIdent(name)
+		}
+	}
+	locals := make([]string, len(data))
+	for i, d := range data {
+		locals[i] = d.local
+	}
+	schema := "MAP {" + strings.Join(entries, ", ") + "}"
+	if len(posDels) == 0 && len(eqDels) == 0 {
+		return fmt.Sprintf("(SELECT %s FROM read_parquet(%s, schema = %s))", strings.Join(visible, ", "), fileList(locals), schema), nil
+	}
+
+	// Deletes become anti-joins. A position delete names a data file by
+	// its recorded path: the small delete side is mapped to the local
+	// file DuckDB's filename column shows, keeping only deletes at least
+	// as new as the file. Equality deletes apply to rows of older files,
+	// so data rows learn their file's sequence number first.
+	var files []string
+	for _, d := range data {
+		files = append(files, fmt.Sprintf("(%s, %s, %d::BIGINT)", quoteString(d.local), quoteString(d.uri), d.seq))
+	}
+	values := "(VALUES " + strings.Join(files, ", ") + ") AS __f(lpath, ipath, seq)"
+	from := fmt.Sprintf("read_parquet(%s, schema = %s, filename = '%s', file_row_number = true) AS __d", fileList(locals), schema, colFile)
+	if len(eqDels) > 0 {
+		from = fmt.Sprintf("(SELECT __d.*, __f.seq AS %s FROM %s JOIN %s ON __d.%s = __f.lpath) AS __r", colSeq, from, values, colFile)
+	} else {
+		from = strings.Replace(from, "AS __d", "AS __r", 1)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "(SELECT %s FROM %s", strings.Join(visible, ", "), from)
+	if len(posDels) > 0 {
+		var parts []string
+		for _, d := range posDels {
+			parts = append(parts, fmt.Sprintf("SELECT file_path, pos, %d::BIGINT AS seq FROM read_parquet(%s, schema = MAP {%s, %s})",
+				d.seq, quoteString(d.local), schemaEntry(2147483546, "file_path", "VARCHAR"), schemaEntry(2147483545, "pos", "BIGINT")))
+		}
+		fmt.Fprintf(&b, " ANTI JOIN (SELECT __f.lpath, __p.pos FROM (%s) AS __p JOIN %s ON __p.file_path = __f.ipath WHERE __p.seq >= __f.seq) AS __x ON __r.%s = __x.lpath AND __r.file_row_number = __x.pos",
+			strings.Join(parts, " UNION ALL "), values, colFile)
+	}
+	// Equality deletes, grouped by the columns they compare.
+	groups := map[string][]deleteFile{}
+	var keys []string
+	for _, d := range eqDels {
+		ids := append([]int(nil), d.eqIDs...)
+		sort.Ints(ids)
+		k := fmt.Sprint(ids)
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		d.eqIDs = ids
+		groups[k] = append(groups[k], d)
+	}
+	sort.Strings(keys)
+	for n, k := range keys {
+		g := groups[k]
+		ids := g[0].eqIDs
+		alias := fmt.Sprintf("__e%d", n)
+		var sel, ents, match []string
+		for _, id := range ids {
+			f, _ := t.fieldType(id)
+			typ, _ := duckType(f.Type)
+			name := fmt.Sprintf("__k%d", id)
+			sel = append(sel, name)
+			ents = append(ents, schemaEntry(id, name, typ))
+			match = append(match, fmt.Sprintf("%s.%s IS NOT DISTINCT FROM __r.%s", alias, name, colOf[id]))
+		}
+		var parts []string
+		for _, d := range g {
+			parts = append(parts, fmt.Sprintf("SELECT %s, %d::BIGINT AS seq FROM read_parquet(%s, schema = MAP {%s})",
+				strings.Join(sel, ", "), d.seq, quoteString(d.local), strings.Join(ents, ", ")))
+		}
+		fmt.Fprintf(&b, " ANTI JOIN (%s) AS %s ON %s AND %s.seq > __r.%s",
+			strings.Join(parts, " UNION ALL "), alias, strings.Join(match, " AND "), alias, colSeq)
+	}
+	b.WriteString(")")
+	return b.String(), nil
+}
+
+// duckType is the DuckDB type an Iceberg type reads as.
+func duckType(t iceberg.Type) (string, error) {
+	switch t := t.(type) {
+	case iceberg.BooleanType:
+		return "BOOLEAN", nil
+	case iceberg.Int32Type:
+		return "INTEGER", nil
+	case iceberg.Int64Type:
+		return "BIGINT", nil
+	case iceberg.Float32Type:
+		return "FLOAT", nil
+	case iceberg.Float64Type:
+		return "DOUBLE", nil
+	case iceberg.DecimalType:
+		return fmt.Sprintf("DECIMAL(%d, %d)", t.Precision(), t.Scale()), nil
+	case iceberg.DateType:
+		return "DATE", nil
+	case iceberg.TimeType:
+		return "TIME", nil
+	case iceberg.TimestampType:
+		return "TIMESTAMP", nil
+	case iceberg.TimestampTzType:
+		return "TIMESTAMP WITH TIME ZONE", nil
+	case iceberg.StringType:
+		return "VARCHAR", nil
+	case iceberg.UUIDType:
+		return "UUID", nil
+	case iceberg.BinaryType, iceberg.FixedType:
+		return "BLOB", nil
+	}
+	return "", fmt.Errorf("type %s is not supported", t)
+}
+
+// missingPartitionColumn names an identity partition column of the
+// snapshot's schema that a data file's statistics show it does not store,
+// or is "". Files without statistics are taken to store every column.
+func (t *Table) missingPartitionColumn(df iceberg.DataFile, spec iceberg.PartitionSpec) string {
+	counts := df.ValueCounts()
+	if len(counts) == 0 {
+		return ""
+	}
+	for pf := range spec.Fields() {
+		if _, ok := pf.Transform.(iceberg.IdentityTransform); !ok {
+			continue
+		}
+		f, ok := t.schema.FindFieldByID(pf.SourceID)
+		if !ok {
+			continue
+		}
+		if _, ok := counts[pf.SourceID]; !ok {
+			return f.Name
+		}
+	}
+	return ""
+}
+
+// --- pruning ---
+
+// value is a comparable literal or bound.
+type value struct {
+	num   float64
+	str   string
+	isStr bool
+}
+
+func cmp(a, b value) int {
+	if a.isStr {
+		return strings.Compare(a.str, b.str)
+	}
+	switch {
+	case a.num < b.num:
+		return -1
+	case a.num > b.num:
+		return 1
+	}
+	return 0
+}
+
+// literal converts a filter's literal to the column type's domain; ok is
+// false when it cannot be compared safely (then nothing is pruned).
+func literal(f Filter, t iceberg.Type) (value, bool) {
+	switch t.(type) {
+	case iceberg.Int32Type, iceberg.Int64Type, iceberg.Float32Type, iceberg.Float64Type:
+		if f.String {
+			return value{}, false
+		}
+		x, err := strconv.ParseFloat(f.Value, 64)
+		return value{num: x}, err == nil
+	case iceberg.StringType:
+		return value{str: f.Value, isStr: true}, f.String
+	case iceberg.DateType:
+		if !f.String {
+			return value{}, false
+		}
+		d, err := time.Parse("2006-01-02", f.Value)
+		return value{num: float64(d.Unix() / 86400)}, err == nil
+	}
+	return value{}, false
+}
+
+// decodeBound reads Iceberg's single-value binary form.
+func decodeBound(b []byte, t iceberg.Type) (value, bool) {
+	switch t.(type) {
+	case iceberg.Int32Type, iceberg.DateType:
+		if len(b) != 4 {
+			return value{}, false
+		}
+		return value{num: float64(int32(binary.LittleEndian.Uint32(b)))}, true
+	case iceberg.Int64Type:
+		if len(b) != 8 {
+			return value{}, false
+		}
+		return value{num: float64(int64(binary.LittleEndian.Uint64(b)))}, true
+	case iceberg.Float32Type:
+		if len(b) != 4 {
+			return value{}, false
+		}
+		return value{num: float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))}, true
+	case iceberg.Float64Type:
+		if len(b) != 8 {
+			return value{}, false
+		}
+		return value{num: math.Float64frombits(binary.LittleEndian.Uint64(b))}, true
+	case iceberg.StringType:
+		return value{str: string(b), isStr: true}, true
+	}
+	return value{}, false
+}
+
+// mayMatch reports whether some value in [lo, hi] can satisfy op lit.
+func mayMatch(op string, lit, lo, hi value) bool {
+	switch op {
+	case "=":
+		return cmp(lo, lit) <= 0 && cmp(lit, hi) <= 0
+	case "<":
+		return cmp(lo, lit) < 0
+	case "<=":
+		return cmp(lo, lit) <= 0
+	case ">":
+		return cmp(hi, lit) > 0
+	case ">=":
+		return cmp(hi, lit) >= 0
+	}
+	return true
+}
+
+func (t *Table) column(name string) (iceberg.NestedField, bool) {
+	return t.schema.FindFieldByNameCaseInsensitive(name)
+}
+
+// manifestMayMatch checks the manifest's partition summaries of identity
+// partition fields against the filters.
+func (t *Table) manifestMayMatch(m iceberg.ManifestFile, specs map[int]iceberg.PartitionSpec, filters []Filter) bool {
+	if len(filters) == 0 {
+		return true
+	}
+	spec, ok := specs[int(m.PartitionSpecID())]
+	sums := m.Partitions()
+	if !ok || len(sums) == 0 {
+		return true
+	}
+	i := 0
+	for pf := range spec.Fields() {
+		if i >= len(sums) {
+			break
+		}
+		sum := sums[i]
+		i++
+		if _, ok := pf.Transform.(iceberg.IdentityTransform); !ok {
+			continue
+		}
+		src, ok := t.schema.FindFieldByID(pf.SourceID)
+		if !ok {
+			continue
+		}
+		for _, f := range filters {
+			if !strings.EqualFold(f.Column, src.Name) {
+				continue
+			}
+			lit, ok := literal(f, src.Type)
+			if !ok {
+				continue
+			}
+			if sum.LowerBound == nil || sum.UpperBound == nil {
+				if !sum.ContainsNull {
+					continue
+				}
+				return false // only nulls: no comparison holds
+			}
+			lo, ok1 := decodeBound(*sum.LowerBound, src.Type)
+			hi, ok2 := decodeBound(*sum.UpperBound, src.Type)
+			if ok1 && ok2 && !mayMatch(f.Op, lit, lo, hi) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// fileMayMatch checks a data file's column bounds against the filters.
+func (t *Table) fileMayMatch(df iceberg.DataFile, filters []Filter) bool {
+	if len(filters) == 0 {
+		return true
+	}
+	los, his := df.LowerBoundValues(), df.UpperBoundValues()
+	for _, f := range filters {
+		col, ok := t.column(f.Column)
+		if !ok {
+			continue
+		}
+		lit, ok := literal(f, col.Type)
+		if !ok {
+			continue
+		}
+		lb, ok1 := los[col.ID]
+		ub, ok2 := his[col.ID]
+		if !ok1 || !ok2 {
+			continue
+		}
+		if _, isStr := col.Type.(iceberg.StringType); isStr {
+			// String bounds may be truncated: only the lower bound is
+			// exact enough to compare.
+			lo, _ := decodeBound(lb, col.Type)
+			if f.Op == "=" || f.Op == "<" || f.Op == "<=" {
+				if !mayMatch(f.Op, lit, lo, value{str: "\U0010FFFF", isStr: true}) {
+					return false
+				}
+			}
+			continue
+		}
+		lo, ok1 := decodeBound(lb, col.Type)
+		hi, ok2 := decodeBound(ub, col.Type)
+		if ok1 && ok2 && !mayMatch(f.Op, lit, lo, hi) {
+			return false
+		}
+	}
+	return true
+}
