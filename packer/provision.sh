@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs on the image's build instance: installs the Luna package the way the
+# startup scripts (scripts/startup-*.sh) do, with apt and the local luna.env
+# kept, and optionally pre-installs DuckDB extensions. The service is left
+# disabled: the instance's startup script writes its password source and
+# preload first, then enables and starts it, so no instance ever serves
+# without the password it was given.
+#   LUNA_DEB               the uploaded .deb (absolute path)
+#   LUNA_BAKE_EXTENSIONS   space-separated extension names, may be empty
+set -euo pipefail
+
+die() { echo "provision.sh: $*" >&2; exit 1; }
+
+deb=${LUNA_DEB:?LUNA_DEB must name the uploaded .deb}
+[[ $deb == /* && -f $deb ]] || die "no package at $deb"
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+# Security fixes published since the base image was made.
+apt-get -y -o Dpkg::Options::=--force-confold upgrade
+apt-get install -y -q -o DPkg::Lock::Timeout=300 \
+	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$deb"
+rm -f "$deb"
+systemctl disable luna.service
+/usr/bin/luna --version
+
+# Extensions are installed by the service itself, so they land in its own
+# extension directory (under LUNA_DB_HOME_DIR) owned by its user. A runtime
+# drop-in points it at the INSTALL statements and keeps it on loopback.
+read -r -a extensions <<<"${LUNA_BAKE_EXTENSIONS:-}"
+if [[ ${#extensions[@]} -gt 0 ]]; then
+	sql=/run/luna-bake-extensions.sql
+	: >"$sql"
+	for ext in "${extensions[@]}"; do
+		[[ $ext =~ ^[a-z0-9_]+$ ]] || die "not an extension name: $ext"
+		echo "INSTALL $ext;" >>"$sql"
+	done
+	chmod 0644 "$sql"
+	cat >/run/luna-bake.env <<ENV
+LUNA_API_HOST_PORT=127.0.0.1:7688
+LUNA_HEALTH_HOST_PORT=127.0.0.1:7689
+LUNA_INIT_SQL=$sql
+LUNA_INIT_SQL_ON_ERROR=fail
+LUNA_PASSWD=
+LUNA_PASSWD_FROM=
+ENV
+	mkdir -p /run/systemd/system/luna.service.d
+	cat >/run/systemd/system/luna.service.d/bake.conf <<'UNIT'
+[Service]
+EnvironmentFile=/run/luna-bake.env
+UNIT
+	systemctl daemon-reload
+	# Type=notify: start returns once the startup SQL has run, or fails.
+	echo "provision.sh: installing DuckDB extensions: ${extensions[*]}"
+	if ! systemctl start luna.service; then
+		journalctl -u luna.service --no-pager -n 50 || true
+		die "installing extensions failed (does the build instance reach the internet?)"
+	fi
+	systemctl stop luna.service
+	rm -rf /run/systemd/system/luna.service.d/bake.conf "$sql" /run/luna-bake.env
+	systemctl daemon-reload
+	systemctl reset-failed luna.service || true
+fi

@@ -1,0 +1,296 @@
+package systemd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The two package versions the tests build: the git describe input and the
+// Debian version luna-package makes of it.
+const (
+	describeV1 = "v0.0.1"
+	describeV2 = "v0.0.2-3-gabc1234"
+	debV1      = "0.0.1"
+	debV2      = "0.0.2+git3.abc1234"
+)
+
+var (
+	debsOnce sync.Once
+	debsDir  string
+	debsErr  error
+	pkgTool  string
+)
+
+// releaseDir builds luna-package and, with it, the release artifacts of two
+// versions of the same binaries (release for the first, deb for the second)
+// once per test binary, and returns the directory holding them.
+func releaseDir(t *testing.T) string {
+	t.Helper()
+	luna, lunactl := binaries(t)
+	debsOnce.Do(func() {
+		pkgTool = filepath.Join(buildDir, "luna-package")
+		cmd := exec.Command("go", "build", "-o", pkgTool, "./cmd/luna-package")
+		cmd.Dir = repoRoot()
+		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			debsErr = fmt.Errorf("go build ./cmd/luna-package: %v\n%s", err, out)
+			return
+		}
+		debsDir = filepath.Join(buildDir, "dist")
+		for _, c := range []struct{ cmd, version string }{{"release", describeV1}, {"deb", describeV2}} {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			_, _, err := run(ctx, repoRoot(), pkgTool, c.cmd, "-version", c.version,
+				"-luna", luna, "-lunactl", lunactl, "-source", repoRoot(), "-out", debsDir)
+			cancel()
+			if err != nil {
+				debsErr = err
+				return
+			}
+		}
+	})
+	if debsErr != nil {
+		t.Fatal(debsErr)
+	}
+	return debsDir
+}
+
+func debPath(t *testing.T, version string) string {
+	return filepath.Join(releaseDir(t), "luna_"+version+"_amd64.deb")
+}
+
+// newBareAppliance is a copy of the root file system without Luna: the
+// package or the startup scripts install it. files maps host paths to
+// paths inside the copy.
+func newBareAppliance(t *testing.T, lunactl string, files map[string]string) *appliance {
+	t.Helper()
+	rootfs := applianceRootfs(t)
+	dir, err := os.MkdirTemp(filepath.Dir(rootfs), "appliance-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &appliance{
+		t:          t,
+		dir:        dir,
+		root:       filepath.Join(dir, "root"),
+		machine:    "luna-test-" + strings.TrimPrefix(filepath.Base(dir), "appliance-"),
+		lunactl:    lunactl,
+		api:        fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		health:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		console:    &syncBuffer{},
+		httpClient: &http.Client{Timeout: 5 * time.Second},
+	}
+	t.Cleanup(a.remove)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, _, err := run(ctx, "", "cp", "-a", "--reflink=auto", rootfs, a.root); err != nil {
+		t.Fatal(err)
+	}
+	for src, dst := range files {
+		dst = filepath.Join(a.root, dst)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := run(ctx, "", "cp", "-p", src, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
+}
+
+// execEnv runs a command inside the container with extra environment
+// variables and returns its combined output.
+func (a *appliance) execEnv(env []string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(a.leader), "-a", "--"}, args...)...)
+	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"SYSTEMD_COLORS=0", "SYSTEMD_PAGER=", "LANG=C.UTF-8"}, env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("in the container: %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// must runs a command in the container and fails the test if it fails.
+func (a *appliance) must(args ...string) string {
+	a.t.Helper()
+	out, err := a.execEnv(nil, args...)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return out
+}
+
+// exists reports whether a path exists in the container (symlinks count).
+func (a *appliance) exists(path string) bool {
+	_, err := a.execEnv(nil, "test", "-e", path, "-o", "-L", path)
+	return err == nil
+}
+
+// queryPass runs one query with a password and returns the single value.
+func (a *appliance) queryPass(sql, pass string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stdout, _, err := run(ctx, "", a.lunactl, "-addr", a.api, "-pass", pass, "-p", sql, "--format", "csv")
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 2 {
+		return "", fmt.Errorf("lunactl -p %q: want a header and one row, got:\n%s", sql, stdout)
+	}
+	return lines[1], nil
+}
+
+// fileStamp identifies a file's content and inode in the container, to see
+// whether a second run rewrote it.
+func (a *appliance) fileStamp(path string) string {
+	a.t.Helper()
+	return strings.TrimSpace(a.must("stat", "-c", "%i %Y.%y %s", path))
+}
+
+// waitBooted waits until the container's boot is over, as it is when a
+// cloud runs its startup scripts (after local-fs.target, so no tmpfs is
+// mounted over /tmp under them) and when an operator runs apt-get.
+func (a *appliance) waitBooted() {
+	a.t.Helper()
+	// Exits non-zero when the system is degraded, which is fine here.
+	out, _ := a.execEnv(nil, "systemctl", "is-system-running", "--wait")
+	if s := strings.TrimSpace(out); s != "running" && s != "degraded" {
+		a.t.Fatalf("the container did not finish booting: %q", s)
+	}
+}
+
+// recorder remembers the requests a fake server answered.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = append(r.reqs, s)
+}
+
+func (r *recorder) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.reqs...)
+}
+
+// fakeGCEMetadata serves instance attributes the way the GCE metadata
+// server does: only to requests with Metadata-Flavor: Google, 404 for an
+// attribute that is not set. Every request is recorded as "METHOD PATH" (and
+// " NO-FLAVOR" when the header was missing).
+type fakeGCEMetadata struct {
+	recorder
+	mu    sync.Mutex
+	attrs map[string]string
+}
+
+func (f *fakeGCEMetadata) set(name, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attrs[name] = value
+}
+
+func (f *fakeGCEMetadata) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Metadata-Flavor", "Google")
+	if r.Header.Get("Metadata-Flavor") != "Google" {
+		f.add(r.Method + " " + r.URL.Path + " NO-FLAVOR")
+		http.Error(w, "Missing required header: Metadata-Flavor", http.StatusForbidden)
+		return
+	}
+	f.add(r.Method + " " + r.URL.Path)
+	name, ok := strings.CutPrefix(r.URL.Path, "/computeMetadata/v1/instance/attributes/")
+	f.mu.Lock()
+	v, set := f.attrs[name]
+	f.mu.Unlock()
+	if r.Method != http.MethodGet || !ok || !set {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/text")
+	io.WriteString(w, v)
+}
+
+// fakeIMDS is the part of EC2's IMDSv2 the AWS startup script uses: a
+// session token, then the region with that token.
+type fakeIMDS struct {
+	recorder
+	region string
+}
+
+const imdsToken = "imds-test-token"
+
+func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" &&
+		r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") != "":
+		f.add("PUT /latest/api/token")
+		io.WriteString(w, imdsToken)
+	case r.Method == http.MethodGet && r.URL.Path == "/latest/meta-data/placement/region" &&
+		r.Header.Get("X-aws-ec2-metadata-token") == imdsToken:
+		f.add("GET /latest/meta-data/placement/region")
+		io.WriteString(w, f.region)
+	default:
+		f.add(fmt.Sprintf("unexpected %s %s token=%q", r.Method, r.URL.Path, r.Header.Get("X-aws-ec2-metadata-token")))
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	}
+}
+
+// fakeSSM answers SSM GetParameter for one SecureString parameter, and
+// records each request as the target, the decoded body and the credential
+// scope of its signature, so the test can assert exactly what the server
+// asked for.
+type fakeSSM struct {
+	recorder
+	name, value string
+}
+
+func (f *fakeSSM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var in struct {
+		Name           string
+		WithDecryption bool
+	}
+	_ = json.Unmarshal(body, &in)
+	scope := ""
+	if _, after, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
+		// AKID/date/region/service/aws4_request: keep all but the date.
+		parts := strings.Split(strings.SplitN(after, ",", 2)[0], "/")
+		if len(parts) == 5 {
+			scope = strings.Join([]string{parts[0], parts[2], parts[3], parts[4]}, "/")
+		}
+	}
+	f.add(fmt.Sprintf("%s %s %s name=%s decrypt=%v scope=%s", r.Method, r.URL.Path, r.Header.Get("X-Amz-Target"), in.Name, in.WithDecryption, scope))
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	if r.Header.Get("X-Amz-Target") != "AmazonSSM.GetParameter" || in.Name != f.name {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"__type":"ParameterNotFound","message":"test server: unexpected request"}`)
+		return
+	}
+	fmt.Fprintf(w, `{"Parameter":{"Name":%q,"Type":"SecureString","Value":%q,"Version":1,"DataType":"text"}}`, f.name, f.value)
+}
+
+// serve starts h on loopback for the test's lifetime and returns host:port.
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}

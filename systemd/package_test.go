@@ -1,0 +1,778 @@
+package systemd
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDebPackage checks the built package with dpkg-deb: its control
+// fields, its maintainer scripts, its conffiles and the files it installs.
+func TestDebPackage(t *testing.T) {
+	needTools(t, "dpkg-deb")
+	deb := debPath(t, debV1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	info, _, err := run(ctx, "", "dpkg-deb", "--info", deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Package: luna\n", "Version: " + debV1 + "\n", "Architecture: amd64\n", "Depends: systemd\n",
+		"Section: database\n", "Priority: optional\n", "Homepage: https://github.com/lunadb/luna\n",
+		"Maintainer: Luna maintainers <", "Description: In-memory columnar SQL server on DuckDB\n",
+	} {
+		if !strings.Contains(info, " "+want) {
+			t.Errorf("dpkg-deb --info lacks %q:\n%s", want, info)
+		}
+	}
+	for _, script := range []string{"postinst", "prerm", "postrm"} {
+		if !regexp.MustCompile(`\*\s+` + script + `\s+#!/bin/sh`).MatchString(info) {
+			t.Errorf("the package has no executable %s script:\n%s", script, info)
+		}
+	}
+	conffiles, _, err := run(ctx, "", "dpkg-deb", "--info", deb, "conffiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conffiles != "/etc/luna/luna.env\n" {
+		t.Errorf("conffiles is %q, want only /etc/luna/luna.env", conffiles)
+	}
+
+	contents, _, err := run(ctx, "", "dpkg-deb", "--contents", deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{} // path -> mode and owner
+	for _, line := range strings.Split(strings.TrimSpace(contents), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			t.Fatalf("unexpected dpkg-deb --contents line %q", line)
+		}
+		got[strings.TrimSuffix(strings.TrimPrefix(f[5], "."), "/")] = f[0] + " " + f[1]
+	}
+	want := map[string]string{
+		"/usr/bin/luna":                    "-rwxr-xr-x root/root",
+		"/usr/bin/lunactl":                 "-rwxr-xr-x root/root",
+		"/lib/systemd/system/luna.service": "-rw-r--r-- root/root",
+		"/etc/luna":                        "drwxr-xr-x root/root",
+		"/etc/luna/init.d":                 "drwxr-xr-x root/root",
+		"/etc/luna/luna.env":               "-rw------- root/root",
+	}
+	for path, mode := range want {
+		if got[path] != mode {
+			t.Errorf("%s: %q in the package, want %q", path, got[path], mode)
+		}
+	}
+	for path, mode := range got {
+		if _, ok := want[path]; !ok && !strings.HasPrefix(mode, "d") {
+			t.Errorf("unexpected file in the package: %s", path)
+		}
+	}
+
+	// The installed files are the ones from the repository and the build.
+	x := t.TempDir()
+	if _, _, err := run(ctx, "", "dpkg-deb", "-x", deb, x); err != nil {
+		t.Fatal(err)
+	}
+	luna, lunactl := binaries(t)
+	for dst, src := range map[string]string{
+		"usr/bin/luna":                    luna,
+		"usr/bin/lunactl":                 lunactl,
+		"lib/systemd/system/luna.service": filepath.Join(repoRoot(), "systemd", "luna.service"),
+		"etc/luna/luna.env":               filepath.Join(repoRoot(), "systemd", "luna.env"),
+	} {
+		if !sameFile(t, filepath.Join(x, dst), src) {
+			t.Errorf("%s in the package differs from %s", dst, src)
+		}
+	}
+	for _, script := range []string{"postinst", "prerm", "postrm"} {
+		ctrl, _, err := run(ctx, "", "dpkg-deb", "--info", deb, script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := os.ReadFile(filepath.Join(repoRoot(), "packaging", "deb", script))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ctrl != string(src) {
+			t.Errorf("the package's %s differs from packaging/deb/%s", script, script)
+		}
+	}
+}
+
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(x, y)
+}
+
+// TestReleaseTarball checks what luna-package release writes: the tarball
+// with what scripts/install.sh needs, laid out so that it runs from inside
+// it, and SHA256SUMS covering the tarball and the package.
+func TestReleaseTarball(t *testing.T) {
+	dir := releaseDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tarball := "luna_" + debV1 + "_linux_amd64.tar.gz"
+
+	sums, err := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(string(sums)), "\n") {
+		if m := regexp.MustCompile(`^[0-9a-f]{64}  (\S+)$`).FindStringSubmatch(line); m != nil {
+			names = append(names, m[1])
+		} else {
+			t.Errorf("SHA256SUMS line %q is not in sha256sum's format", line)
+		}
+	}
+	sort.Strings(names)
+	if want := []string{"luna_" + debV1 + "_amd64.deb", tarball}; strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("SHA256SUMS covers %q, want %q", names, want)
+	}
+	if out, _, err := run(ctx, dir, "sha256sum", "--strict", "-c", "SHA256SUMS"); err != nil {
+		t.Errorf("sha256sum -c SHA256SUMS: %v", err)
+	} else if strings.Count(out, ": OK") != 2 {
+		t.Errorf("sha256sum -c SHA256SUMS:\n%s", out)
+	}
+
+	x := t.TempDir()
+	if _, _, err := run(ctx, "", "tar", "-xzf", filepath.Join(dir, tarball), "-C", x); err != nil {
+		t.Fatal(err)
+	}
+	top := filepath.Join(x, strings.TrimSuffix(tarball, ".tar.gz"))
+	luna, lunactl := binaries(t)
+	for rel, src := range map[string]string{
+		"bin/luna":             luna,
+		"bin/lunactl":          lunactl,
+		"systemd/luna.service": filepath.Join(repoRoot(), "systemd", "luna.service"),
+		"systemd/luna.env":     filepath.Join(repoRoot(), "systemd", "luna.env"),
+		"scripts/install.sh":   filepath.Join(repoRoot(), "scripts", "install.sh"),
+	} {
+		if !sameFile(t, filepath.Join(top, rel), src) {
+			t.Errorf("%s in the tarball differs from %s", rel, src)
+		}
+	}
+	prefix := t.TempDir()
+	if _, _, err := run(ctx, top, "scripts/install.sh", "--prefix", prefix); err != nil {
+		t.Fatalf("install.sh from the tarball: %v", err)
+	}
+	if !sameFile(t, filepath.Join(prefix, "usr/bin/luna"), luna) {
+		t.Error("install.sh from the tarball did not install its bin/luna")
+	}
+}
+
+// TestLunaPackageUsage feeds luna-package malformed input.
+func TestLunaPackageUsage(t *testing.T) {
+	releaseDir(t) // builds the tool
+	luna, lunactl := binaries(t)
+	out := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Usage:"},
+		{[]string{"rpm"}, 2, `unknown command "rpm"`},
+		{[]string{"deb", "-luna", luna}, 2, "-version is required"},
+		{[]string{"deb", "-version", "vfoo", "-out", out}, 2, `tag "vfoo" does not start with a number`},
+		{[]string{"deb", "-version", "v1.0.0 beta", "-out", out}, 2, "not a valid Debian version"},
+		{[]string{"deb", "-version", "v1.0.0", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"deb", "-bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"debian-version"}, 2, "want exactly one version argument"},
+		{[]string{"deb", "-version", "v1.0.0", "-luna", filepath.Join(out, "nope"), "-lunactl", lunactl, "-source", repoRoot(), "-out", out}, 1, "luna binary: stat"},
+		{[]string{"deb", "-version", "v1.0.0", "-luna", filepath.Join(repoRoot(), "systemd", "luna.env"), "-lunactl", lunactl, "-source", repoRoot(), "-out", out}, 1, "is not an executable file"},
+		{[]string{"release", "-version", "v1.0.0", "-luna", luna, "-lunactl", lunactl, "-source", out, "-out", out}, 1, "source directory"},
+	} {
+		cmd := exec.Command(pkgTool, tc.args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("luna-package %q: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr.String(), tc.code, tc.want)
+		}
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("failed builds left files behind: %v", entries)
+	}
+	for in, want := range map[string]string{
+		"v1.2.3": "1.2.3", "abc1234-dirty": "0.0.0~gitabc1234.dirty", "v2.0.0-rc1-2-gdeadbee": "2.0.0~rc1+git2.deadbee",
+	} {
+		got, err := exec.Command(pkgTool, "debian-version", in).Output()
+		if err != nil || strings.TrimSpace(string(got)) != want {
+			t.Errorf("luna-package debian-version %s: %q %v, want %s", in, got, err, want)
+		}
+	}
+}
+
+// TestMaintainerScriptsShellcheck lints the package's maintainer scripts
+// (TestShellcheck covers scripts/, the startup scripts included).
+func TestMaintainerScriptsShellcheck(t *testing.T) {
+	needTools(t, "shellcheck")
+	scripts, err := filepath.Glob(filepath.Join(repoRoot(), "packaging", "deb", "*"))
+	if err != nil || len(scripts) != 3 {
+		t.Fatalf("want postinst, prerm and postrm in packaging/deb, found %v (%v)", scripts, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "shellcheck", append([]string{"--shell=sh"}, scripts...)...).CombinedOutput(); err != nil {
+		t.Fatalf("shellcheck: %v\n%s", err, out)
+	}
+}
+
+// TestStartupScriptsShareCode keeps the code the two startup scripts share
+// identical, since each must be a single file for user data and metadata.
+func TestStartupScriptsShareCode(t *testing.T) {
+	block := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(repoRoot(), "scripts", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		i := strings.Index(s, "\n# --- common: begin")
+		j := strings.Index(s, "\n# --- common: end ---\n")
+		if i < 0 || j < i {
+			t.Fatalf("%s has no common block", name)
+		}
+		return s[i:j]
+	}
+	if block("startup-gcp-mig.sh") != block("startup-aws-asg.sh") {
+		t.Error("the common blocks of startup-gcp-mig.sh and startup-aws-asg.sh differ")
+	}
+}
+
+// TestDebWithoutSystemd installs and purges the package where systemd is
+// not running, as in an image build: a container whose init is a shell.
+// The unit is enabled (symlinks only), nothing is started, and the purge
+// leaves nothing behind.
+func TestDebWithoutSystemd(t *testing.T) {
+	needRoot(t)
+	needTools(t, "systemd-nspawn", "debootstrap", "flock")
+	_, lunactl := binaries(t)
+	a := newBareAppliance(t, lunactl, map[string]string{debPath(t, debV1): "/root/pkg/luna.deb"})
+	nspawn := func(script string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "systemd-nspawn", "-q", "--pipe", "-D", a.root, "--register=no", "--keep-unit",
+			"--machine="+a.machine, "/bin/sh", "-ec", script).CombinedOutput()
+		if err != nil {
+			t.Fatalf("systemd-nspawn sh -c %q: %v\n%s", script, err, out)
+		}
+		return string(out)
+	}
+	out := nspawn(`test ! -d /run/systemd/system
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/pkg/luna.deb
+getent passwd luna
+readlink /etc/systemd/system/multi-user.target.wants/luna.service
+dpkg-query -W -f='${Status} ${Version}\n' luna`)
+	for _, want := range []string{"luna:x:", "/lib/systemd/system/luna.service\n", "install ok installed " + debV1} {
+		if !strings.Contains(out, want) {
+			t.Errorf("install without systemd: output lacks %q:\n%s", want, out)
+		}
+	}
+	out = nspawn(`DEBIAN_FRONTEND=noninteractive apt-get purge -y -q luna
+for p in /usr/bin/luna /etc/luna /lib/systemd/system/luna.service /etc/systemd/system/multi-user.target.wants/luna.service; do
+	if [ -e "$p" ] || [ -L "$p" ]; then echo "left behind: $p"; fi
+done
+if getent passwd luna; then echo "left behind: user luna"; fi
+if getent group luna; then echo "left behind: group luna"; fi`)
+	if strings.Contains(out, "left behind") {
+		t.Errorf("purge without systemd:\n%s", out)
+	}
+}
+
+// TestDebAppliance installs, upgrades, removes and purges the package in a
+// booted appliance container.
+func TestDebAppliance(t *testing.T) {
+	needRoot(t)
+	needTools(t, "systemd-nspawn", "nsenter", "debootstrap", "flock")
+	_, lunactl := binaries(t)
+	a := newBareAppliance(t, lunactl, map[string]string{
+		debPath(t, debV1): "/root/pkg/luna_" + debV1 + "_amd64.deb",
+		debPath(t, debV2): "/root/pkg/luna_" + debV2 + "_amd64.deb",
+	})
+	a.boot()
+	a.waitBooted()
+	apt := func(args ...string) string {
+		t.Helper()
+		return a.must(append([]string{"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y", "-q"}, args...)...)
+	}
+
+	// First install: enabled, not started.
+	apt("install", "/root/pkg/luna_"+debV1+"_amd64.deb")
+	if st := a.show("UnitFileState", "ActiveState", "FragmentPath"); st["UnitFileState"] != "enabled" || st["ActiveState"] != "inactive" ||
+		st["FragmentPath"] != "/lib/systemd/system/luna.service" {
+		t.Errorf("after the first install: %v; want enabled, inactive, from /lib/systemd/system/luna.service", st)
+	}
+	if out := a.must("getent", "passwd", "luna"); !strings.HasSuffix(strings.TrimSpace(out), ":/nonexistent:/usr/sbin/nologin") {
+		t.Errorf("the luna user: %q", out)
+	}
+	if out := a.must("stat", "-c", "%a %U", "/etc/luna/luna.env", "/etc/luna/init.d"); out != "600 root\n755 root\n" {
+		t.Errorf("modes of luna.env and init.d: %q", out)
+	}
+	if out, err := a.exec("systemd-analyze", "verify", "luna.service"); err != nil || out != "" {
+		t.Errorf("systemd-analyze verify luna.service: %v\n%s", err, out)
+	}
+
+	// The operator's configuration: loopback ports of this test, a log
+	// level and startup SQL.
+	env := a.read("etc/luna/luna.env")
+	for name, value := range map[string]string{"LUNA_API_HOST_PORT": a.api, "LUNA_HEALTH_HOST_PORT": a.health} {
+		var ok bool
+		if env, ok = setEnv(env, name, value); !ok {
+			t.Fatalf("the installed luna.env does not set %s", name)
+		}
+	}
+	env += "LUNA_LOG_LEVEL=debug\n"
+	if err := os.WriteFile(filepath.Join(a.root, "etc/luna/luna.env"), []byte(env), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.write("etc/luna/init.d/10-tables.sql", preloadSQL)
+
+	a.must("systemctl", "start", "luna.service")
+	if out, _ := a.exec("systemctl", "status", "--no-pager", "luna.service"); !strings.Contains(out, "Active: active (running)") {
+		t.Fatalf("systemctl status after start:\n%s", out)
+	}
+	if got := a.query("SELECT count(*) FROM preload"); got != "1000" {
+		t.Errorf("preload has %q rows, want 1000", got)
+	}
+	if code, _ := a.get("/readyz"); code != 200 {
+		t.Errorf("/readyz answered %d", code)
+	}
+	// DynamicUser= takes the package's static user.
+	pid := a.show("MainPID")["MainPID"]
+	if out := a.must("stat", "-c", "%U", "/proc/"+pid); strings.TrimSpace(out) != "luna" {
+		t.Errorf("luna runs as %q, want the luna user", out)
+	}
+	invocation := a.show("InvocationID")["InvocationID"]
+
+	// Upgrade: the edited luna.env is kept and the service restarted.
+	apt("install", "/root/pkg/luna_"+debV2+"_amd64.deb")
+	if got := a.read("etc/luna/luna.env"); got != env {
+		t.Errorf("the upgrade changed the edited luna.env")
+	}
+	if a.exists("/etc/luna/luna.env.dpkg-new") || a.exists("/etc/luna/luna.env.dpkg-dist") {
+		t.Errorf("the upgrade left a luna.env.dpkg-* file")
+	}
+	st := a.show("ActiveState", "SubState", "InvocationID", "MainPID")
+	if st["ActiveState"] != "active" || st["SubState"] != "running" || st["InvocationID"] == invocation || st["MainPID"] == pid {
+		t.Errorf("after the upgrade: %v; want active/running in a new invocation (was %s, PID %s)", st, invocation, pid)
+	}
+	if out := a.must("dpkg-query", "-W", "-f=${Version}", "luna"); out != debV2 {
+		t.Errorf("installed version %q after the upgrade, want %s", out, debV2)
+	}
+	if got := a.query("SELECT count(*) FROM preload"); got != "1000" {
+		t.Errorf("after the upgrade, preload has %q rows, want 1000", got)
+	}
+	if !strings.Contains(a.journalMessages(), `"level":"DEBUG"`) {
+		t.Error("no debug records in the journal: the edited luna.env was not used")
+	}
+
+	// An administrator's disable and stop survive an upgrade (a reinstall
+	// runs the same maintainer script steps).
+	a.must("systemctl", "disable", "--now", "luna.service")
+	apt("install", "--reinstall", "/root/pkg/luna_"+debV2+"_amd64.deb")
+	if st := a.show("UnitFileState", "ActiveState"); st["UnitFileState"] != "disabled" || st["ActiveState"] != "inactive" {
+		t.Errorf("after disable and an upgrade: %v; want disabled and inactive", st)
+	}
+	a.must("systemctl", "enable", "--now", "luna.service")
+
+	// Remove: stopped, binaries and unit gone, configuration kept.
+	apt("remove", "luna")
+	if st := a.show("ActiveState", "LoadState"); st["ActiveState"] != "inactive" || st["LoadState"] != "not-found" {
+		t.Errorf("after remove: %v; want inactive and not-found", st)
+	}
+	for _, p := range []string{"/usr/bin/luna", "/usr/bin/lunactl", "/lib/systemd/system/luna.service"} {
+		if a.exists(p) {
+			t.Errorf("after remove, %s is still there", p)
+		}
+	}
+	if !a.exists("/etc/luna/luna.env") {
+		t.Error("remove deleted the configuration; only purge should")
+	}
+
+	// Purge: nothing left.
+	apt("purge", "luna")
+	for _, p := range []string{"/etc/luna", "/var/lib/luna", "/var/lib/private/luna",
+		"/etc/systemd/system/multi-user.target.wants/luna.service", "/etc/systemd/system/luna.service",
+		"/var/lib/systemd/deb-systemd-helper-enabled/luna.service.dsh-also",
+		"/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/luna.service"} {
+		if a.exists(p) {
+			t.Errorf("after purge, %s is still there", p)
+		}
+	}
+	if out, err := a.exec("getent", "passwd", "luna"); err == nil {
+		t.Errorf("after purge, the user is still there: %s", out)
+	}
+	if out, err := a.exec("getent", "group", "luna"); err == nil {
+		t.Errorf("after purge, the group is still there: %s", out)
+	}
+	if out, err := a.exec("dpkg-query", "-W", "-f=${Status}", "luna"); err == nil && !strings.Contains(out, "not-installed") {
+		t.Errorf("after purge, dpkg still knows luna: %s", out)
+	}
+	// list-unit-files exits 1 when no unit matches.
+	if out, _ := a.exec("systemctl", "list-unit-files", "--no-legend", "luna.service"); strings.Contains(out, "luna.service") {
+		t.Errorf("after purge, systemd still has the unit: %s", out)
+	}
+}
+
+// startupRun is the state of the node after a startup script run that the
+// next run must not disturb.
+type startupRun struct {
+	stamps map[string]string
+	pid    string
+	invoc  string
+}
+
+func (a *appliance) startupState() startupRun {
+	a.t.Helper()
+	s := startupRun{stamps: map[string]string{}}
+	for _, p := range []string{"/usr/bin/luna", "/etc/luna/luna.env", "/etc/luna/init.d/50-preload.sql", "/var/lib/dpkg/info/luna.list"} {
+		s.stamps[p] = a.fileStamp(p)
+	}
+	st := a.show("MainPID", "InvocationID", "ActiveState", "SubState")
+	if st["ActiveState"] != "active" || st["SubState"] != "running" {
+		a.t.Fatalf("luna.service is %s/%s after the startup script, want active/running", st["ActiveState"], st["SubState"])
+	}
+	s.pid, s.invoc = st["MainPID"], st["InvocationID"]
+	return s
+}
+
+// checkServing checks the node a startup script set up: running, serving
+// the preloaded table to clients with the password only, the password
+// nowhere on disk.
+func (a *appliance) checkServing(passwd, passwdFrom string) {
+	t := a.t
+	t.Helper()
+	if out, _ := a.exec("systemctl", "status", "--no-pager", "luna.service"); !strings.Contains(out, "Active: active (running)") {
+		t.Fatalf("systemctl status:\n%s", out)
+	}
+	if out := a.must("systemctl", "is-enabled", "luna.service"); strings.TrimSpace(out) != "enabled" {
+		t.Errorf("luna.service is %q, want enabled", out)
+	}
+	if got, err := a.queryPass("SELECT count(*) FROM preload", passwd); err != nil || got != "1000" {
+		t.Errorf("preload with the password: %q %v, want 1000 rows", got, err)
+	}
+	if got, err := a.queryPass("SELECT 1", "wrong"); err == nil {
+		t.Errorf("a wrong password was accepted (%q)", got)
+	}
+	if code, _ := a.get("/readyz"); code != 200 {
+		t.Errorf("/readyz answered %d", code)
+	}
+	if env := a.read("etc/luna/luna.env"); !strings.Contains(env, "\nLUNA_PASSWD_FROM="+passwdFrom+"\n") {
+		t.Errorf("luna.env does not set LUNA_PASSWD_FROM=%s:\n%s", passwdFrom, env)
+	}
+	if out, err := a.exec("grep", "-rlF", passwd, "/etc", "/var/lib", "/root", "/tmp", "/var/log", "/var/cache"); err == nil {
+		t.Errorf("the password is on disk: %s", out)
+	}
+	if got := a.read("etc/luna/init.d/50-preload.sql"); got != preloadSQL {
+		t.Errorf("50-preload.sql is %q, want %q", got, preloadSQL)
+	}
+}
+
+// checkSecondRun runs a startup script again with the same settings: it
+// must leave everything as it was.
+func (a *appliance) checkSecondRun(env []string, script string) {
+	t := a.t
+	t.Helper()
+	before := a.startupState()
+	out, err := a.execEnv(env, script)
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	for _, want := range []string{"is already installed", "configuration is unchanged", "luna is ready"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("second run output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "wrote ") {
+		t.Errorf("second run rewrote files:\n%s", out)
+	}
+	after := a.startupState()
+	for p, s := range before.stamps {
+		if after.stamps[p] != s {
+			t.Errorf("second run changed %s (%s -> %s)", p, s, after.stamps[p])
+		}
+	}
+	if after.pid != before.pid || after.invoc != before.invoc {
+		t.Errorf("second run restarted luna (PID %s -> %s)", before.pid, after.pid)
+	}
+	if n := strings.Count(a.must("cat", "/var/log/dpkg.log"), " install luna:"); n != 1 {
+		t.Errorf("dpkg.log shows %d installs of luna, want 1", n)
+	}
+}
+
+// fileServer serves the release directory on loopback, the way a bucket
+// serves release files, and records the paths asked for.
+func fileServer(t *testing.T, dir string) (string, *recorder) {
+	rec := &recorder{}
+	fs := http.FileServer(http.Dir(dir))
+	return "http://" + serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.add(r.URL.Path)
+		fs.ServeHTTP(w, r)
+	})), rec
+}
+
+func sha256Of(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
+
+// TestStartupGCP runs scripts/startup-gcp-mig.sh in the appliance against a
+// metadata server and a release URL on loopback: install, preload and the
+// password from metadata, a second run that changes nothing, a wrong
+// checksum refused, and an upgrade by changing the metadata.
+func TestStartupGCP(t *testing.T) {
+	needRoot(t)
+	needTools(t, "systemd-nspawn", "nsenter", "debootstrap", "flock")
+	_, lunactl := binaries(t)
+	dir := releaseDir(t)
+	base, files := fileServer(t, dir)
+	deb1, deb2 := "luna_"+debV1+"_amd64.deb", "luna_"+debV2+"_amd64.deb"
+	sum1, sum2 := sha256Of(t, filepath.Join(dir, deb1)), sha256Of(t, filepath.Join(dir, deb2))
+
+	a := newBareAppliance(t, lunactl, map[string]string{
+		filepath.Join(repoRoot(), "scripts", "startup-gcp-mig.sh"): "/root/startup-gcp-mig.sh",
+	})
+	const passwd = "gcp-Pa55-from-metadata-7f3a"
+	md := &fakeGCEMetadata{attrs: map[string]string{
+		"luna-release-url":    base + "/" + deb1,
+		"luna-release-sha256": strings.ToUpper(sum1), // case does not matter
+		"luna-init-sql":       preloadSQL,
+		"luna-passwd":         passwd,
+		"luna-env":            "# ports of this test\nLUNA_API_HOST_PORT=" + a.api + "\nLUNA_HEALTH_HOST_PORT=" + a.health + "\n",
+	}}
+	mdHost := serve(t, md)
+	env := []string{"GCE_METADATA_HOST=" + mdHost}
+	a.boot()
+	a.waitBooted()
+
+	out, err := a.execEnv(env, "/root/startup-gcp-mig.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first run:\n%s", tail(out, 12))
+	if !strings.Contains(out, "installing luna "+debV1) || !strings.Contains(out, "luna is ready") {
+		t.Errorf("first run output:\n%s", out)
+	}
+	a.checkServing(passwd, "gcp-metadata:luna-passwd")
+	if envFile := a.read("etc/luna/luna.env"); !strings.Contains(envFile, "\nGCE_METADATA_HOST="+mdHost+"\n") ||
+		!strings.Contains(envFile, "\nLUNA_API_HOST_PORT="+a.api+"\n") {
+		t.Errorf("luna.env lacks the metadata host or the ports:\n%s", envFile)
+	}
+	// The script asked for each setting with the flavor header, and the
+	// server read the password (luna-passwd).
+	reqs := strings.Join(md.list(), "\n")
+	for _, attr := range []string{"luna-release-url", "luna-release-sha256", "luna-init-sql", "luna-passwd-from", "luna-env", "luna-passwd"} {
+		if !strings.Contains(reqs+"\n", "GET /computeMetadata/v1/instance/attributes/"+attr+"\n") {
+			t.Errorf("no metadata request for %s:\n%s", attr, reqs)
+		}
+	}
+	if strings.Contains(reqs, "NO-FLAVOR") {
+		t.Errorf("metadata requests without Metadata-Flavor: Google:\n%s", reqs)
+	}
+
+	a.checkSecondRun(env, "/root/startup-gcp-mig.sh")
+
+	// The second version's URL with the first one's checksum: refused,
+	// the running version untouched.
+	before := a.startupState()
+	md.set("luna-release-url", base+"/"+deb2)
+	out, err = a.execEnv(env, "/root/startup-gcp-mig.sh")
+	if err == nil {
+		t.Fatalf("a wrong checksum was accepted:\n%s", out)
+	}
+	if want := "SHA-256 mismatch for " + base + "/" + deb2 + ": expected " + sum1 + ", got " + sum2 + "; not installing it"; !strings.Contains(out, want) {
+		t.Errorf("wrong checksum: output lacks %q:\n%s", want, out)
+	}
+	if after := a.startupState(); after.pid != before.pid || after.stamps["/usr/bin/luna"] != before.stamps["/usr/bin/luna"] {
+		t.Error("a refused package changed the node")
+	}
+
+	// With the right checksum the node upgrades and keeps serving.
+	md.set("luna-release-sha256", sum2)
+	out, err = a.execEnv(env, "/root/startup-gcp-mig.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.must("dpkg-query", "-W", "-f=${Version}", "luna"); got != debV2 {
+		t.Errorf("after the upgrade run, luna %s is installed, want %s:\n%s", got, debV2, out)
+	}
+	if after := a.startupState(); after.pid == before.pid {
+		t.Error("the upgrade did not restart luna")
+	}
+	a.checkServing(passwd, "gcp-metadata:luna-passwd")
+	t.Logf("release downloads: %q", files.list())
+
+	// Every setting from the environment: the script asks the metadata
+	// server nothing (and, as nothing changed, restarts nothing).
+	asked := len(md.list())
+	out, err = a.execEnv(append(env,
+		"LUNA_RELEASE_URL="+base+"/"+deb2, "LUNA_RELEASE_SHA256="+sum2,
+		"LUNA_INIT_SQL_B64="+base64.StdEncoding.EncodeToString([]byte(preloadSQL)),
+		"LUNA_PASSWD_FROM=gcp-metadata:luna-passwd",
+		"LUNA_ENV=LUNA_API_HOST_PORT="+a.api+"\nLUNA_HEALTH_HOST_PORT="+a.health), "/root/startup-gcp-mig.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "configuration is unchanged") {
+		t.Errorf("run with the settings in the environment:\n%s", out)
+	}
+	if reqs := md.list(); len(reqs) != asked {
+		t.Errorf("with every setting in the environment, the script still asked the metadata server: %q", reqs[asked:])
+	}
+}
+
+// TestStartupAWS runs scripts/startup-aws-asg.sh in the appliance with its
+// settings in the environment, the region from a loopback IMDSv2 and the
+// password from a loopback SSM endpoint: malformed settings and a wrong
+// checksum are refused before anything is installed, then an install and a
+// second run that changes nothing.
+func TestStartupAWS(t *testing.T) {
+	needRoot(t)
+	needTools(t, "systemd-nspawn", "nsenter", "debootstrap", "flock")
+	_, lunactl := binaries(t)
+	dir := releaseDir(t)
+	base, _ := fileServer(t, dir)
+	deb1, deb2 := "luna_"+debV1+"_amd64.deb", "luna_"+debV2+"_amd64.deb"
+	sum1, sum2 := sha256Of(t, filepath.Join(dir, deb1)), sha256Of(t, filepath.Join(dir, deb2))
+
+	const passwd = "aws-Pa55-from-ssm-91c2"
+	imds := &fakeIMDS{region: "eu-west-3"}
+	ssm := &fakeSSM{name: "/luna/passwd", value: passwd}
+	imdsURL, ssmURL := "http://"+serve(t, imds), "http://"+serve(t, ssm)
+
+	script := "/root/startup-aws-asg.sh"
+	a := newBareAppliance(t, lunactl, map[string]string{
+		filepath.Join(repoRoot(), "scripts", "startup-aws-asg.sh"): script,
+	})
+	// Stands in for the instance profile and the regional endpoint, which
+	// the server's AWS SDK would find on EC2.
+	a.write("etc/systemd/system/luna.service.d/aws-test.conf", "[Service]\n"+
+		"Environment=AWS_ACCESS_KEY_ID=AKIDLUNATEST AWS_SECRET_ACCESS_KEY=luna-test-secret\n"+
+		"Environment=AWS_ENDPOINT_URL_SSM="+ssmURL+" AWS_EC2_METADATA_DISABLED=true\n")
+	a.boot()
+	a.waitBooted()
+
+	good := map[string]string{
+		"LUNA_RELEASE_URL":                  base + "/" + deb2,
+		"LUNA_RELEASE_SHA256":               sum2,
+		"LUNA_PASSWD_SSM_PARAMETER":         "/luna/passwd",
+		"LUNA_INIT_SQL_B64":                 base64.StdEncoding.EncodeToString([]byte(preloadSQL)),
+		"LUNA_ENV":                          "LUNA_API_HOST_PORT=" + a.api + "\nLUNA_HEALTH_HOST_PORT=" + a.health,
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT": imdsURL,
+	}
+	envWith := func(change map[string]string) []string {
+		var env []string
+		for k, v := range good {
+			if c, ok := change[k]; ok {
+				v = c
+			}
+			if v != "<unset>" {
+				env = append(env, k+"="+v)
+			}
+		}
+		for k, v := range change {
+			if _, ok := good[k]; !ok {
+				env = append(env, k+"="+v)
+			}
+		}
+		return env
+	}
+	for _, tc := range []struct {
+		change map[string]string
+		want   string
+	}{
+		{map[string]string{"LUNA_PASSWD_SSM_PARAMETER": "<unset>"}, "no password source: set LUNA_PASSWD_SSM_PARAMETER"},
+		{map[string]string{"LUNA_PASSWD_SSM_PARAMETER": "bad name!"}, "LUNA_PASSWD_SSM_PARAMETER must be an SSM parameter name"},
+		{map[string]string{"LUNA_PASSWD_FROM": "not a source"}, "LUNA_PASSWD_FROM must be KIND:NAME"},
+		{map[string]string{"LUNA_RELEASE_URL": "<unset>"}, "no release URL: set LUNA_RELEASE_URL"},
+		{map[string]string{"LUNA_RELEASE_URL": "ftp://example/luna.deb"}, "release URL must be http:// or https://"},
+		{map[string]string{"LUNA_RELEASE_SHA256": ""}, "no release SHA-256: set LUNA_RELEASE_SHA256"},
+		{map[string]string{"LUNA_RELEASE_SHA256": "abc"}, "release SHA-256 must be 64 hex digits, got 'abc'"},
+		{map[string]string{"LUNA_INIT_SQL_B64": "!!not base64!!"}, "LUNA_INIT_SQL_B64 is not valid base64"},
+		{map[string]string{"LUNA_ENV": "LUNA_PASSWD=in-the-clear"}, "LUNA_PASSWD cannot be set through LUNA_ENV"},
+		{map[string]string{"LUNA_ENV": "HOME=/"}, "bad setting 'HOME' in LUNA_ENV"},
+		{map[string]string{"LUNA_ENV": "LUNA_MEMORY_LIMIT=4GB\nLUNA_THREADS 4"}, "bad setting 'LUNA_THREADS 4' in LUNA_ENV"},
+		{map[string]string{"LUNA_RELEASE_URL": base + "/missing.deb"}, "downloading " + base + "/missing.deb failed"},
+		{map[string]string{"LUNA_RELEASE_SHA256": sum1}, "SHA-256 mismatch for " + base + "/" + deb2 + ": expected " + sum1 + ", got " + sum2 + "; not installing it"},
+	} {
+		out, err := a.execEnv(envWith(tc.change), script)
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("startup-aws-asg.sh with %v: %v; want a failure saying %q:\n%s", tc.change, err, tc.want, out)
+		}
+		// A password pasted into the wrong variable is not echoed.
+		if v := tc.change["LUNA_PASSWD_FROM"]; v != "" && strings.Contains(out, v) {
+			t.Errorf("the error shows the value of LUNA_PASSWD_FROM:\n%s", out)
+		}
+	}
+	if out, err := a.exec("dpkg-query", "-W", "-f=${Status}", "luna"); err == nil && strings.Contains(out, "installed") && !strings.Contains(out, "not-installed") {
+		t.Fatalf("refused runs installed luna: %s", out)
+	}
+	if a.exists("/etc/luna") {
+		t.Error("refused runs created /etc/luna")
+	}
+	if len(ssm.list()) != 0 {
+		t.Errorf("refused runs reached SSM: %q", ssm.list())
+	}
+
+	env := envWith(nil)
+	out, err := a.execEnv(env, script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first run:\n%s", tail(out, 12))
+	a.checkServing(passwd, "aws-ssm:/luna/passwd")
+	if envFile := a.read("etc/luna/luna.env"); !strings.Contains(envFile, "\nAWS_REGION=eu-west-3\n") {
+		t.Errorf("luna.env lacks the instance's region:\n%s", envFile)
+	}
+	ssmReqs := ssm.list()
+	if len(ssmReqs) == 0 {
+		t.Error("the server did not ask SSM for its password")
+	}
+	for _, r := range ssmReqs {
+		if r != "POST / AmazonSSM.GetParameter name=/luna/passwd decrypt=true scope=AKIDLUNATEST/eu-west-3/ssm/aws4_request" {
+			t.Errorf("unexpected SSM request %q", r)
+		}
+	}
+	imdsReqs := imds.list()
+	for i, r := range imdsReqs {
+		if want := []string{"PUT /latest/api/token", "GET /latest/meta-data/placement/region"}[i%2]; r != want {
+			t.Errorf("IMDS request %d is %q, want %q (all: %q)", i, r, want, imdsReqs)
+		}
+	}
+
+	a.checkSecondRun(env, script)
+}

@@ -1,0 +1,18 @@
+terraform {
+  required_version = ">= 1.8.0"
+
+  required_providers {
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.6.0, < 4.0.0"
+    }
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.40.0, < 7.0.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+}

@@ -1,0 +1,306 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  startup_script = var.startup_script != null ? var.startup_script : file("${path.module}/../../../scripts/startup-aws-asg.sh")
+
+  # A name with a leading slash is already rooted; ARNs join without it.
+  passwd_parameter_arn = var.passwd_ssm_parameter == null ? null : format(
+    "arn:%s:ssm:%s:%s:parameter/%s",
+    data.aws_partition.current.partition,
+    data.aws_region.current.name,
+    data.aws_caller_identity.current.account_id,
+    trimprefix(var.passwd_ssm_parameter, "/"),
+  )
+
+  # luna.env settings the startup script applies on every node: the ports
+  # the security group and target group assume.
+  luna_env = join("\n", concat(
+    ["LUNA_API_HOST_PORT=0.0.0.0:${var.api_port}", "LUNA_HEALTH_HOST_PORT=0.0.0.0:${var.health_port}"],
+    [for k in sort(keys(var.extra_env)) : "${k}=${var.extra_env[k]}"],
+  ))
+
+  # Without a parameter the script is told explicitly to run without a
+  # password; it refuses to guess.
+  user_data = templatefile("${path.module}/user-data.sh.tftpl", {
+    startup_script       = local.startup_script
+    release_url          = var.release_url
+    release_sha256       = var.release_sha256
+    passwd_ssm_parameter = var.passwd_ssm_parameter == null ? "" : var.passwd_ssm_parameter
+    passwd_from          = var.passwd_ssm_parameter == null ? "none" : ""
+    init_sql_b64         = base64encode(var.init_sql)
+    luna_env             = local.luna_env
+  })
+
+  tags = merge({ app = "luna" }, var.tags)
+}
+
+# --- Identity ------------------------------------------------------------------
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "luna" {
+  name_prefix        = "${var.name}-node-"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "luna" {
+  # The policy needs at least one statement; describing the instance's own
+  # tags is harmless and lets --passwd-from aws-imds fall back to tags.
+  statement {
+    sid       = "DescribeTags"
+    actions   = ["ec2:DescribeTags"]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = length(var.buckets) == 0 ? [] : [1]
+    content {
+      sid       = "ListBuckets"
+      actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+      resources = [for b in var.buckets : "arn:${data.aws_partition.current.partition}:s3:::${b}"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.buckets) == 0 ? [] : [1]
+    content {
+      sid       = "ReadObjects"
+      actions   = ["s3:GetObject"]
+      resources = [for b in var.buckets : "arn:${data.aws_partition.current.partition}:s3:::${b}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.passwd_parameter_arn == null ? [] : [local.passwd_parameter_arn]
+    content {
+      sid       = "ReadPasswd"
+      actions   = ["ssm:GetParameter"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.passwd_kms_key_arn == null ? [] : [var.passwd_kms_key_arn]
+    content {
+      sid       = "DecryptPasswd"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "luna" {
+  name   = "luna-node"
+  role   = aws_iam_role.luna.id
+  policy = data.aws_iam_policy_document.luna.json
+}
+
+resource "aws_iam_instance_profile" "luna" {
+  name_prefix = "${var.name}-node-"
+  role        = aws_iam_role.luna.name
+  tags        = local.tags
+}
+
+# --- Network -------------------------------------------------------------------
+
+resource "aws_security_group" "luna" {
+  name_prefix = "${var.name}-node-"
+  description = "Luna nodes: SQL API from clients, /readyz from the load balancer"
+  vpc_id      = var.vpc_id
+  tags        = local.tags
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "api" {
+  for_each = toset(var.allowed_cidrs)
+
+  security_group_id = aws_security_group.luna.id
+  description       = "Luna SQL API"
+  ip_protocol       = "tcp"
+  from_port         = var.api_port
+  to_port           = var.api_port
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "health" {
+  for_each = toset(var.health_check_cidrs)
+
+  security_group_id = aws_security_group.luna.id
+  description       = "Luna /readyz for load balancer health checks"
+  ip_protocol       = "tcp"
+  from_port         = var.health_port
+  to_port           = var.health_port
+  cidr_ipv4         = each.value
+}
+
+# Object storage, SSM and the release download go out over HTTPS.
+resource "aws_vpc_security_group_egress_rule" "all" {
+  security_group_id = aws_security_group.luna.id
+  description       = "Outbound"
+  ip_protocol       = "-1"
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+# --- Instances -----------------------------------------------------------------
+
+resource "aws_launch_template" "luna" {
+  name_prefix            = "${var.name}-"
+  image_id               = var.ami_id
+  instance_type          = var.instance_type
+  vpc_security_group_ids = [aws_security_group.luna.id]
+  user_data              = base64encode(local.user_data)
+  update_default_version = true
+  tags                   = local.tags
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.luna.arn
+  }
+
+  # IMDSv2 only: a request without a session token is refused, which keeps
+  # SSRF-style reads away from the instance credentials.
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "enabled"
+  }
+
+  block_device_mappings {
+    device_name = "/dev/xvda"
+    ebs {
+      volume_size           = var.root_volume_size_gb
+      volume_type           = "gp3"
+      encrypted             = true
+      delete_on_termination = true
+    }
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = merge(local.tags, { Name = var.name })
+  }
+
+  lifecycle {
+    precondition {
+      condition     = length(local.user_data) <= 16384
+      error_message = "User data (startup script and init_sql) exceeds 16 KiB; load larger startup SQL from a bucket."
+    }
+    precondition {
+      condition     = var.api_port != var.health_port
+      error_message = "api_port and health_port must differ."
+    }
+  }
+}
+
+resource "aws_autoscaling_group" "luna" {
+  name_prefix               = "${var.name}-"
+  vpc_zone_identifier       = var.subnet_ids
+  min_size                  = var.min_size
+  max_size                  = var.max_size
+  desired_capacity          = var.desired_size
+  health_check_type         = "ELB"
+  health_check_grace_period = var.health_check_grace_period
+  target_group_arns         = concat(aws_lb_target_group.luna[*].arn, var.target_group_arns)
+  wait_for_capacity_timeout = "0"
+
+  launch_template {
+    id      = aws_launch_template.luna.id
+    version = aws_launch_template.luna.latest_version
+  }
+
+  # A new launch template version rolls the fleet, keeping most of it serving.
+  instance_refresh {
+    strategy = "Rolling"
+    preferences {
+      min_healthy_percentage = 90
+      instance_warmup        = var.health_check_grace_period
+    }
+  }
+
+  dynamic "tag" {
+    for_each = merge(local.tags, { Name = var.name })
+    content {
+      key                 = tag.key
+      value               = tag.value
+      propagate_at_launch = true
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.max_size >= var.min_size && (var.desired_size == null ? true : var.desired_size >= var.min_size && var.desired_size <= var.max_size)
+      error_message = "Sizes must satisfy min_size <= desired_size <= max_size."
+    }
+  }
+}
+
+# --- Internal network load balancer ----------------------------------------------
+
+resource "aws_lb" "luna" {
+  count = var.internal_nlb ? 1 : 0
+
+  name_prefix        = substr(var.name, 0, 6)
+  internal           = true
+  load_balancer_type = "network"
+  subnets            = var.subnet_ids
+  tags               = local.tags
+
+  enable_cross_zone_load_balancing = true
+}
+
+resource "aws_lb_target_group" "luna" {
+  count = var.internal_nlb ? 1 : 0
+
+  name_prefix = substr(var.name, 0, 6)
+  vpc_id      = var.vpc_id
+  protocol    = "TCP"
+  port        = var.api_port
+  target_type = "instance"
+  tags        = local.tags
+  # Lets running queries finish when a node leaves.
+  deregistration_delay = 30
+
+  # /readyz answers 200 once the startup SQL has run, 503 before and while
+  # draining.
+  health_check {
+    protocol            = "HTTP"
+    port                = tostring(var.health_port)
+    path                = "/readyz"
+    matcher             = "200"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 3
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_lb_listener" "luna" {
+  count = var.internal_nlb ? 1 : 0
+
+  load_balancer_arn = aws_lb.luna[0].arn
+  protocol          = "TCP"
+  port              = var.api_port
+  tags              = local.tags
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.luna[0].arn
+  }
+}

@@ -1,0 +1,246 @@
+variable "name" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "luna"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,19}$", var.name))
+    error_message = "name must be 1 to 20 letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "vpc_id" {
+  description = "VPC of the instances, security group and load balancer."
+  type        = string
+
+  validation {
+    condition     = can(regex("^vpc-[0-9a-f]{8,17}$", var.vpc_id))
+    error_message = "vpc_id must be a VPC ID such as vpc-0123456789abcdef0."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Private subnets, one per availability zone, the group spreads over."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) > 0 && alltrue([for s in var.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
+    error_message = "subnet_ids must hold at least one subnet ID such as subnet-0123456789abcdef0."
+  }
+}
+
+variable "ami_id" {
+  description = "Boot image: a stock Debian 12 AMI, on which user data installs release_url at first boot, or the Luna AMI built by packer/, which already holds that version."
+  type        = string
+
+  validation {
+    condition     = can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))
+    error_message = "ami_id must be an AMI ID such as ami-0123456789abcdef0."
+  }
+}
+
+variable "instance_type" {
+  description = "Instance type. Luna holds its tables in memory: size memory for the preloaded data."
+  type        = string
+  default     = "r6i.xlarge"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", var.instance_type))
+    error_message = "instance_type must be an EC2 instance type such as r6i.xlarge."
+  }
+}
+
+variable "root_volume_size_gb" {
+  description = "Root volume size in GiB; also holds DuckDB's spill directory."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.root_volume_size_gb >= 8 && var.root_volume_size_gb <= 16384 && floor(var.root_volume_size_gb) == var.root_volume_size_gb
+    error_message = "root_volume_size_gb must be a whole number from 8 to 16384."
+  }
+}
+
+variable "min_size" {
+  description = "Fewest instances."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.min_size >= 0 && floor(var.min_size) == var.min_size
+    error_message = "min_size must be a whole number, 0 or more."
+  }
+}
+
+variable "max_size" {
+  description = "Most instances; at least min_size (and one more than desired_size, for instance refresh)."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.max_size >= 1 && var.max_size <= 1000 && floor(var.max_size) == var.max_size
+    error_message = "max_size must be a whole number from 1 to 1000."
+  }
+}
+
+variable "desired_size" {
+  description = "Instances to run; null leaves it to scaling policies (starting at min_size)."
+  type        = number
+  default     = 2
+}
+
+variable "api_port" {
+  description = "Port of the SQL API (7688 as packaged); the nodes' LUNA_API_HOST_PORT is set to it."
+  type        = number
+  default     = 7688
+
+  validation {
+    condition     = var.api_port >= 1 && var.api_port <= 65535 && floor(var.api_port) == var.api_port
+    error_message = "api_port must be a whole number from 1 to 65535."
+  }
+}
+
+variable "health_port" {
+  description = "Port of the HTTP side port serving /readyz (7689 as packaged); the nodes' LUNA_HEALTH_HOST_PORT is set to it."
+  type        = number
+  default     = 7689
+
+  validation {
+    condition     = var.health_port >= 1 && var.health_port <= 65535 && floor(var.health_port) == var.health_port
+    error_message = "health_port must be a whole number from 1 to 65535."
+  }
+}
+
+variable "allowed_cidrs" {
+  description = "IPv4 CIDR ranges allowed to reach the API port. Luna's AUTH travels in clear text: keep these private."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.allowed_cidrs : can(cidrhost(c, 0)) && can(regex("^[0-9.]+/[0-9]+$", c))])
+    error_message = "allowed_cidrs must hold IPv4 CIDR ranges such as 10.0.0.0/8."
+  }
+}
+
+variable "health_check_cidrs" {
+  description = "Ranges the load balancer's health checks come from (the VPC's CIDR, or the subnets')."
+  type        = list(string)
+  default     = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+  validation {
+    condition     = alltrue([for c in var.health_check_cidrs : can(cidrhost(c, 0)) && can(regex("^[0-9.]+/[0-9]+$", c))])
+    error_message = "health_check_cidrs must hold IPv4 CIDR ranges."
+  }
+}
+
+variable "buckets" {
+  description = "S3 buckets the instances may read (s3:// URLs in the startup SQL)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for b in var.buckets : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", b))])
+    error_message = "buckets must hold S3 bucket names (3 to 63 lowercase letters, digits, dots or hyphens; no s3:// prefix), none empty."
+  }
+}
+
+variable "passwd_ssm_parameter" {
+  description = "Name of the SSM parameter (SecureString) holding the password clients must send; Luna reads it at every start (--passwd-from aws-ssm:NAME), so it never reaches the disk. Null: no authentication."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.passwd_ssm_parameter == null ? true : (length(var.passwd_ssm_parameter) <= 1011 && can(regex("^[a-zA-Z0-9_./-]+$", var.passwd_ssm_parameter)))
+    error_message = "passwd_ssm_parameter must be an SSM parameter name such as /luna/passwd."
+  }
+}
+
+variable "passwd_kms_key_arn" {
+  description = "KMS key encrypting the SSM parameter, if it is a customer managed key; the instances get kms:Decrypt on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.passwd_kms_key_arn == null ? true : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]+$", var.passwd_kms_key_arn))
+    error_message = "passwd_kms_key_arn must be a KMS key ARN."
+  }
+}
+
+variable "init_sql" {
+  description = "Startup SQL every instance runs before serving (passed base64-encoded in user data, written to /etc/luna/init.d), so every node preloads the same tables."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = length(var.init_sql) <= 8192
+    error_message = "init_sql must be at most 8 KiB (user data is limited to 16 KiB); load larger data from a bucket instead."
+  }
+}
+
+variable "release_url" {
+  description = "HTTPS URL of the Luna .deb (luna_<version>_amd64.deb) the startup script installs; on the Luna AMI, name the version it holds and nothing is reinstalled."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://[^[:space:]'\"]+$", var.release_url))
+    error_message = "release_url must be an https:// URL without spaces or quotes."
+  }
+}
+
+variable "release_sha256" {
+  description = "SHA-256 (hex) of the file at release_url; the startup script refuses a download that does not match."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.release_sha256))
+    error_message = "release_sha256 must be 64 lowercase hex digits."
+  }
+}
+
+variable "extra_env" {
+  description = "Further luna.env settings for every node (LUNA_NAME = value), e.g. { LUNA_MEMORY_LIMIT = \"80%\" }; see systemd/luna.env. The password has its own variable."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([for k, v in var.extra_env :
+      can(regex("^LUNA_[A-Z0-9_]+$", k)) && !contains(["LUNA_PASSWD", "LUNA_PASSWD_FILE", "LUNA_PASSWD_FROM", "LUNA_API_HOST_PORT", "LUNA_HEALTH_HOST_PORT"], k) && !can(regex("['\r\n]", v))
+    ])
+    error_message = "extra_env keys must be LUNA_* settings other than the password and port settings (which have their own variables), with one-line values without single quotes."
+  }
+}
+
+variable "startup_script" {
+  description = "Startup script content; null uses scripts/startup-aws-asg.sh from this repository."
+  type        = string
+  default     = null
+}
+
+variable "health_check_grace_period" {
+  description = "Seconds a new instance has to pass /readyz (install, password, startup SQL) before it counts as unhealthy."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.health_check_grace_period >= 0 && var.health_check_grace_period <= 7200
+    error_message = "health_check_grace_period must be from 0 to 7200."
+  }
+}
+
+variable "internal_nlb" {
+  description = "Create an internal network load balancer on the API port, with a target group health-checking /readyz."
+  type        = bool
+  default     = true
+}
+
+variable "target_group_arns" {
+  description = "Further target groups to register the instances with."
+  type        = list(string)
+  default     = []
+}
+
+variable "tags" {
+  description = "Tags added to every resource and propagated to the instances."
+  type        = map(string)
+  default     = {}
+}

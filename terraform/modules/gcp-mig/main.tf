@@ -1,0 +1,253 @@
+locals {
+  # Google's health checkers and passthrough load balancers probe from these.
+  health_check_ranges = ["35.191.0.0/16", "130.211.0.0/22"]
+
+  # luna.env settings the startup script applies on every node: the ports
+  # the group's health check, named port and firewall rules assume.
+  luna_env = join("\n", concat(
+    ["LUNA_API_HOST_PORT=0.0.0.0:${var.api_port}", "LUNA_HEALTH_HOST_PORT=0.0.0.0:${var.health_port}"],
+    [for k in sort(keys(var.extra_env)) : "${k}=${var.extra_env[k]}"],
+  ))
+
+  startup_script = var.startup_script != null ? var.startup_script : file("${path.module}/../../../scripts/startup-gcp-mig.sh")
+
+  # The attributes the startup script (scripts/startup-gcp-mig.sh) and Luna
+  # read. Without a password the script is told so explicitly; its default
+  # source is the luna-passwd attribute.
+  metadata = merge(
+    {
+      startup-script         = local.startup_script
+      enable-oslogin         = "TRUE"
+      block-project-ssh-keys = "TRUE"
+      luna-release-url       = var.release_url
+      luna-release-sha256    = var.release_sha256
+      luna-env               = local.luna_env
+    },
+    var.init_sql == "" ? {} : { luna-init-sql = var.init_sql },
+    var.passwd == null ? { luna-passwd-from = "none" } : { luna-passwd = var.passwd, luna-passwd-from = "gcp-metadata:luna-passwd" },
+  )
+
+  labels = merge({ app = "luna" }, var.labels)
+}
+
+# --- Identity ------------------------------------------------------------------
+
+resource "google_service_account" "luna" {
+  project      = var.project_id
+  account_id   = "${var.name}-node"
+  display_name = "Luna nodes (${var.name})"
+}
+
+resource "google_storage_bucket_iam_member" "read" {
+  for_each = toset(var.buckets)
+
+  bucket = each.value
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.luna.email}"
+}
+
+# Journal lines and metrics from the guest agent.
+resource "google_project_iam_member" "log_writer" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = "serviceAccount:${google_service_account.luna.email}"
+}
+
+# --- Instances -----------------------------------------------------------------
+
+resource "google_compute_instance_template" "luna" {
+  project      = var.project_id
+  name_prefix  = "${var.name}-"
+  region       = var.region
+  machine_type = var.machine_type
+  tags         = [var.name]
+  labels       = local.labels
+  metadata     = local.metadata
+
+  disk {
+    source_image = var.source_image
+    disk_size_gb = var.disk_size_gb
+    disk_type    = var.disk_type
+    auto_delete  = true
+    boot         = true
+  }
+
+  network_interface {
+    network    = var.network
+    subnetwork = var.subnetwork
+  }
+
+  service_account {
+    email  = google_service_account.luna.email
+    scopes = ["cloud-platform"]
+  }
+
+  shielded_instance_config {
+    enable_secure_boot          = true
+    enable_vtpm                 = true
+    enable_integrity_monitoring = true
+  }
+
+  scheduling {
+    automatic_restart   = true
+    on_host_maintenance = "MIGRATE"
+  }
+
+  lifecycle {
+    create_before_destroy = true
+
+    precondition {
+      condition     = var.api_port != var.health_port
+      error_message = "api_port and health_port must differ."
+    }
+  }
+}
+
+resource "google_compute_health_check" "luna" {
+  project             = var.project_id
+  name                = "${var.name}-readyz"
+  check_interval_sec  = 10
+  timeout_sec         = 5
+  healthy_threshold   = 2
+  unhealthy_threshold = 3
+
+  # /readyz answers 200 once the startup SQL has run, 503 before and while
+  # draining: a node that cannot serve is taken out of rotation and, if it
+  # stays so past the initial delay, recreated.
+  http_health_check {
+    port         = var.health_port
+    request_path = "/readyz"
+  }
+
+  log_config {
+    enable = false
+  }
+}
+
+resource "google_compute_region_instance_group_manager" "luna" {
+  project            = var.project_id
+  name               = "${var.name}-mig"
+  region             = var.region
+  base_instance_name = var.name
+
+  distribution_policy_zones = length(var.zones) == 0 ? null : var.zones
+
+  # The autoscaler owns the size when there is one.
+  target_size = var.autoscaling == null ? var.target_size : null
+
+  version {
+    name              = "luna"
+    instance_template = google_compute_instance_template.luna.id
+  }
+
+  named_port {
+    name = "luna"
+    port = var.api_port
+  }
+
+  auto_healing_policies {
+    health_check      = google_compute_health_check.luna.id
+    initial_delay_sec = var.autohealing_initial_delay_sec
+  }
+
+  # A new template replaces instances one zone-width at a time without
+  # dropping below the current size.
+  update_policy {
+    type                         = "PROACTIVE"
+    minimal_action               = "REPLACE"
+    instance_redistribution_type = "PROACTIVE"
+    max_surge_fixed              = 3
+    max_unavailable_fixed        = 0
+    replacement_method           = "SUBSTITUTE"
+  }
+
+  wait_for_instances = false
+}
+
+resource "google_compute_region_autoscaler" "luna" {
+  count = var.autoscaling == null ? 0 : 1
+
+  project = var.project_id
+  name    = "${var.name}-autoscaler"
+  region  = var.region
+  target  = google_compute_region_instance_group_manager.luna.id
+
+  autoscaling_policy {
+    min_replicas    = var.autoscaling.min_replicas
+    max_replicas    = var.autoscaling.max_replicas
+    cooldown_period = var.autoscaling.cooldown_period
+
+    cpu_utilization {
+      target = var.autoscaling.cpu_target
+    }
+  }
+}
+
+# --- Firewall ------------------------------------------------------------------
+
+resource "google_compute_firewall" "api" {
+  count = length(var.allowed_cidrs) == 0 ? 0 : 1
+
+  project       = var.project_id
+  name          = "${var.name}-allow-api"
+  network       = var.network
+  direction     = "INGRESS"
+  source_ranges = var.allowed_cidrs
+  target_tags   = [var.name]
+
+  allow {
+    protocol = "tcp"
+    ports    = [tostring(var.api_port)]
+  }
+}
+
+# Health checks reach the side port; a passthrough load balancer's probes
+# come from the same ranges.
+resource "google_compute_firewall" "health_check" {
+  project       = var.project_id
+  name          = "${var.name}-allow-health-check"
+  network       = var.network
+  direction     = "INGRESS"
+  source_ranges = local.health_check_ranges
+  target_tags   = [var.name]
+
+  allow {
+    protocol = "tcp"
+    ports    = [tostring(var.health_port)]
+  }
+}
+
+# --- Internal passthrough TCP load balancer --------------------------------------
+
+resource "google_compute_region_backend_service" "luna" {
+  count = var.internal_lb ? 1 : 0
+
+  project               = var.project_id
+  name                  = "${var.name}-ilb"
+  region                = var.region
+  protocol              = "TCP"
+  load_balancing_scheme = "INTERNAL"
+  health_checks         = [google_compute_health_check.luna.id]
+  # Lets running queries finish when a node drains or is replaced.
+  connection_draining_timeout_sec = 30
+
+  backend {
+    group          = google_compute_region_instance_group_manager.luna.instance_group
+    balancing_mode = "CONNECTION"
+  }
+}
+
+resource "google_compute_forwarding_rule" "luna" {
+  count = var.internal_lb ? 1 : 0
+
+  project               = var.project_id
+  name                  = "${var.name}-ilb"
+  region                = var.region
+  load_balancing_scheme = "INTERNAL"
+  ip_protocol           = "TCP"
+  ports                 = [tostring(var.api_port)]
+  network               = var.network
+  subnetwork            = var.subnetwork
+  backend_service       = google_compute_region_backend_service.luna[0].id
+  labels                = local.labels
+}

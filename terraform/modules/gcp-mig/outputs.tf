@@ -1,0 +1,34 @@
+output "instance_group" {
+  description = "Self link of the regional instance group (for load balancer backends)."
+  value       = google_compute_region_instance_group_manager.luna.instance_group
+}
+
+output "instance_group_manager" {
+  description = "ID of the regional managed instance group."
+  value       = google_compute_region_instance_group_manager.luna.id
+}
+
+output "instance_template" {
+  description = "ID of the current instance template."
+  value       = google_compute_instance_template.luna.id
+}
+
+output "service_account_email" {
+  description = "Service account the instances run as; grant it access to further data."
+  value       = google_service_account.luna.email
+}
+
+output "health_check" {
+  description = "ID of the /readyz health check used for autohealing (and by the load balancer)."
+  value       = google_compute_health_check.luna.id
+}
+
+output "api_port" {
+  description = "Port of the SQL API (named port luna)."
+  value       = var.api_port
+}
+
+output "internal_lb_address" {
+  description = "IP address of the internal load balancer, or null without one."
+  value       = var.internal_lb ? google_compute_forwarding_rule.luna[0].ip_address : null
+}

@@ -1,0 +1,263 @@
+variable "project_id" {
+  description = "Project the fleet runs in."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a GCP project ID: 6 to 30 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "Region of the regional managed instance group, e.g. europe-west1."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a GCP region such as europe-west1 or us-central1 (not a zone)."
+  }
+}
+
+variable "name" {
+  description = "Prefix of every resource name, and the network tag of the instances."
+  type        = string
+  default     = "luna"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,18}[a-z0-9])?$", var.name))
+    error_message = "name must be 1 to 20 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen."
+  }
+}
+
+variable "network" {
+  description = "VPC network (name or self link) the instances and firewall rules attach to."
+  type        = string
+  default     = "default"
+
+  validation {
+    condition     = length(trimspace(var.network)) > 0
+    error_message = "network must not be empty."
+  }
+}
+
+variable "subnetwork" {
+  description = "Subnetwork (name or self link) in the region; null uses the network's automatic subnetwork."
+  type        = string
+  default     = null
+}
+
+variable "zones" {
+  description = "Zones of the region the group spreads over; empty lets GCP pick."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for z in var.zones : can(regex("^[a-z]+-[a-z]+[0-9]+-[a-z]$", z))])
+    error_message = "zones must be GCP zones such as europe-west1-b."
+  }
+}
+
+variable "machine_type" {
+  description = "Machine type of the instances. Luna holds its tables in memory: size memory for the preloaded data."
+  type        = string
+  default     = "n2-highmem-4"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]*(-[a-z0-9]+)+$", var.machine_type))
+    error_message = "machine_type must be a GCP machine type such as n2-highmem-4, e2-standard-2 or n2-custom-4-16384."
+  }
+}
+
+variable "source_image" {
+  description = "Boot image: a stock Debian 12 image, on which the startup script installs release_url at first boot, or the Luna image built by packer/ (e.g. projects/PROJECT/global/images/family/luna), which already holds that version."
+  type        = string
+  default     = "projects/debian-cloud/global/images/family/debian-12"
+
+  validation {
+    condition     = length(trimspace(var.source_image)) > 0
+    error_message = "source_image must not be empty."
+  }
+}
+
+variable "disk_size_gb" {
+  description = "Boot disk size in GB; also holds DuckDB's spill directory."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.disk_size_gb >= 10 && var.disk_size_gb <= 65536 && floor(var.disk_size_gb) == var.disk_size_gb
+    error_message = "disk_size_gb must be a whole number from 10 to 65536."
+  }
+}
+
+variable "disk_type" {
+  description = "Boot disk type."
+  type        = string
+  default     = "pd-balanced"
+
+  validation {
+    condition     = contains(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"], var.disk_type)
+    error_message = "disk_type must be one of pd-standard, pd-balanced, pd-ssd, hyperdisk-balanced."
+  }
+}
+
+variable "target_size" {
+  description = "Number of instances when autoscaling is off."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.target_size >= 0 && var.target_size <= 1000 && floor(var.target_size) == var.target_size
+    error_message = "target_size must be a whole number from 0 to 1000."
+  }
+}
+
+variable "autoscaling" {
+  description = "Autoscaler on CPU utilisation; null keeps target_size instances."
+  type = object({
+    min_replicas    = number
+    max_replicas    = number
+    cpu_target      = optional(number, 0.6)
+    cooldown_period = optional(number, 300)
+  })
+  default = null
+
+  validation {
+    condition = var.autoscaling == null ? true : (
+      var.autoscaling.min_replicas >= 1 &&
+      var.autoscaling.max_replicas >= var.autoscaling.min_replicas &&
+      var.autoscaling.max_replicas <= 1000 &&
+      var.autoscaling.cpu_target > 0 && var.autoscaling.cpu_target < 1
+    )
+    error_message = "autoscaling needs 1 <= min_replicas <= max_replicas <= 1000 and 0 < cpu_target < 1."
+  }
+}
+
+variable "api_port" {
+  description = "Port of the SQL API (7688 as packaged); the nodes' LUNA_API_HOST_PORT is set to it."
+  type        = number
+  default     = 7688
+
+  validation {
+    condition     = var.api_port >= 1 && var.api_port <= 65535 && floor(var.api_port) == var.api_port
+    error_message = "api_port must be a whole number from 1 to 65535."
+  }
+}
+
+variable "health_port" {
+  description = "Port of the HTTP side port serving /readyz (7689 as packaged); the nodes' LUNA_HEALTH_HOST_PORT is set to it."
+  type        = number
+  default     = 7689
+
+  validation {
+    condition     = var.health_port >= 1 && var.health_port <= 65535 && floor(var.health_port) == var.health_port
+    error_message = "health_port must be a whole number from 1 to 65535."
+  }
+}
+
+variable "allowed_cidrs" {
+  description = "IPv4 CIDR ranges allowed to reach the API port. Luna's AUTH travels in clear text: keep these private."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.allowed_cidrs : can(cidrhost(c, 0)) && can(regex("^[0-9.]+/[0-9]+$", c))])
+    error_message = "allowed_cidrs must hold IPv4 CIDR ranges such as 10.0.0.0/8."
+  }
+}
+
+variable "buckets" {
+  description = "Cloud Storage buckets the instances may read (gs:// URLs in the startup SQL)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for b in var.buckets : can(regex("^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", b))])
+    error_message = "buckets must hold bucket names (3 to 222 lowercase letters, digits, dots, hyphens or underscores; no gs:// prefix), none empty."
+  }
+}
+
+variable "passwd" {
+  description = "Password clients must send, put in instance metadata attribute luna-passwd, from which Luna reads it at every start (--passwd-from gcp-metadata:luna-passwd); it is never written to the instances' disks. Anyone who can read the instances' metadata can read it. Null: no authentication."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.passwd == null ? true : (length(var.passwd) >= 8 && !can(regex("[\r\n]", var.passwd)))
+    error_message = "passwd must be at least 8 characters without line breaks."
+  }
+}
+
+variable "init_sql" {
+  description = "Startup SQL every instance runs before serving (metadata attribute luna-init-sql, written to /etc/luna/init.d), so every node preloads the same tables."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = length(var.init_sql) <= 262144
+    error_message = "init_sql must be at most 256 KiB (the metadata value limit); load larger data from a bucket instead."
+  }
+}
+
+variable "release_url" {
+  description = "HTTPS URL of the Luna .deb (luna_<version>_amd64.deb) the startup script installs; on the Luna image, name the version it holds and nothing is reinstalled."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://[^[:space:]'\"]+$", var.release_url))
+    error_message = "release_url must be an https:// URL without spaces or quotes."
+  }
+}
+
+variable "release_sha256" {
+  description = "SHA-256 (hex) of the file at release_url; the startup script refuses a download that does not match."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.release_sha256))
+    error_message = "release_sha256 must be 64 lowercase hex digits."
+  }
+}
+
+variable "extra_env" {
+  description = "Further luna.env settings for every node (LUNA_NAME = value), e.g. { LUNA_MEMORY_LIMIT = \"80%\" }; see systemd/luna.env. The password has its own variable."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([for k, v in var.extra_env :
+      can(regex("^LUNA_[A-Z0-9_]+$", k)) && !contains(["LUNA_PASSWD", "LUNA_PASSWD_FILE", "LUNA_PASSWD_FROM", "LUNA_API_HOST_PORT", "LUNA_HEALTH_HOST_PORT"], k) && !can(regex("[\r\n]", v))
+    ])
+    error_message = "extra_env keys must be LUNA_* settings other than the password and port settings (which have their own variables), with one-line values."
+  }
+}
+
+variable "startup_script" {
+  description = "Startup script content; null uses scripts/startup-gcp-mig.sh from this repository."
+  type        = string
+  default     = null
+}
+
+variable "autohealing_initial_delay_sec" {
+  description = "Seconds a new instance has to pass /readyz (install, password, startup SQL) before autohealing may recreate it."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.autohealing_initial_delay_sec >= 0 && var.autohealing_initial_delay_sec <= 3600
+    error_message = "autohealing_initial_delay_sec must be from 0 to 3600."
+  }
+}
+
+variable "internal_lb" {
+  description = "Create an internal passthrough TCP load balancer in front of the group on the API port."
+  type        = bool
+  default     = false
+}
+
+variable "labels" {
+  description = "Labels added to the instances and the load balancer."
+  type        = map(string)
+  default     = {}
+}
