@@ -9,6 +9,7 @@ import (
 	le "encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -290,11 +291,15 @@ type iceTable struct {
 	now      time.Time
 	manifest []iceberg.ManifestFile
 	lastCol  int
+	// noFieldIDs writes the next Parquet files without field ids, as
+	// Hive and Spark's add_files leave them.
+	noFieldIDs bool
+	props      map[string]string // table properties
 }
 
 func newIceTable(t testing.TB, dir, loc string, schema *iceberg.Schema, spec iceberg.PartitionSpec) *iceTable {
 	tb := &iceTable{t: t, dir: dir, loc: loc, schemas: []*iceberg.Schema{schema}, spec: spec, current: -1,
-		now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), upload: func(string) {}}
+		now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), upload: func(string) {}, props: map[string]string{}}
 	tb.lastCol = schema.HighestFieldID()
 	tb.writeMetadata()
 	return tb
@@ -339,6 +344,9 @@ func (tb *iceTable) parquetFile(rel string, fields []iceberg.NestedField, cols .
 	arrays := make([]arrow.Array, len(fields))
 	for i, f := range fields {
 		md := arrow.NewMetadata([]string{"PARQUET:field_id"}, []string{fmt.Sprint(f.ID)})
+		if tb.noFieldIDs {
+			md = arrow.Metadata{}
+		}
 		switch v := cols[i].(type) {
 		case []int64:
 			b := array.NewInt64Builder(memory.DefaultAllocator)
@@ -582,7 +590,7 @@ func (tb *iceTable) writeMetadata() {
 		"current-schema-id": tb.schemaID, "schemas": tb.schemas, "default-spec-id": tb.spec.ID(),
 		"partition-specs": []iceberg.PartitionSpec{tb.spec}, "last-partition-id": 1000 + tb.spec.NumFields(),
 		"default-sort-order-id": 0, "sort-orders": []map[string]any{{"order-id": 0, "fields": []any{}}},
-		"properties": map[string]string{}, "snapshots": tb.snaps, "snapshot-log": log,
+		"properties": tb.props, "snapshots": tb.snaps, "snapshot-log": log,
 		"current-snapshot-id": tb.current,
 	}
 	if tb.current >= 0 {
@@ -754,6 +762,47 @@ func TestIcebergDeletes(t *testing.T) {
 	}
 	mt.commit([]iceberg.DataFile{mb.ValueCounts(map[int]int64{1: 1}).Build()}, nil)
 	wantError(t, c, "SELECT * FROM iceberg_scan('"+mdir+"')", "old.parquet", `partition column "region"`, "not supported")
+}
+
+// TestIcebergNameMapping reads a table whose first data file (and a
+// position delete file) were written without Parquet field ids, as in a
+// table migrated from Hive: columns map by name through the table's
+// schema.name-mapping.default, including a column renamed since; without
+// the property the scan fails naming the file instead of reading NULLs.
+func TestIcebergNameMapping(t *testing.T) {
+	dir := t.TempDir()
+	p := startLuna(t, true, nil)
+	c := p.dial(t, client.Options{})
+	fFull := iceberg.NestedField{ID: 2, Name: "full_name", Type: iceberg.PrimitiveTypes.String}
+	table := func(name string, props map[string]string) (string, iceberg.DataFile) {
+		tdir := filepath.Join(dir, name)
+		tb := newIceTable(t, tdir, "file://"+tdir, iceberg.NewSchema(0, fID, fName), unpartitioned)
+		maps.Copy(tb.props, props)
+		tb.noFieldIDs = true
+		f1 := tb.data(nil, []int64{1, 2, 3, 4}, []string{"a", "b", "c", "e"})
+		tb.commit([]iceberg.DataFile{f1}, nil)
+		// Later commits: name renamed to full_name, score added, rows
+		// deleted by position (a delete file without field ids too) and
+		// by equality on the renamed column.
+		tb.noFieldIDs = false
+		tb.evolve(iceberg.NewSchema(1, fID, fFull, fScore))
+		tb.commit([]iceberg.DataFile{tb.data(nil, []int64{5}, []string{"d"}, []float64{4.5})}, nil)
+		tb.noFieldIDs = true
+		tb.commit(nil, []iceberg.DataFile{tb.posDeletes([]string{f1.FilePath()}, []int64{1})})
+		tb.noFieldIDs = false
+		tb.commit(nil, []iceberg.DataFile{tb.eqDeletes([]iceberg.NestedField{fFull}, []string{"c"})})
+		return tdir, f1
+	}
+	mapped, _ := table("mapped", map[string]string{"schema.name-mapping.default": `[{"field-id": 1, "names": ["id"]},
+		{"field-id": 2, "names": ["full_name", "name"]}, {"field-id": 5, "names": ["score"]}]`})
+	wantRows(t, c, "SELECT * FROM iceberg_scan('"+mapped+"') ORDER BY id", "1|a|NULL", "4|e|NULL", "5|d|4.5")
+	wantRows(t, c, "SELECT id FROM iceberg_scan('"+mapped+"') WHERE full_name = 'e'", "4")
+	if !strings.Contains(p.logs.String(), `"name_mapped_files":1`) {
+		t.Fatalf("no name-mapped file logged:\n%s", grepLines(p.logs.String(), "iceberg"))
+	}
+	bare, f1 := table("bare", nil)
+	wantError(t, c, "SELECT * FROM iceberg_scan('"+bare+"')", f1.FilePath(), "has no Parquet field ids", "schema.name-mapping.default")
+	wantError(t, c, "SELECT count(*) FROM iceberg_scan('"+bare+"')", "has no Parquet field ids")
 }
 
 // partitionedTable has one append per region, so one manifest each.

@@ -21,6 +21,7 @@ type tableMetadata struct {
 	PartitionSpecs    []iceberg.PartitionSpec `json:"partition-specs"`
 	CurrentSnapshotID *int64                  `json:"current-snapshot-id"`
 	Snapshots         []Snapshot              `json:"snapshots"`
+	Properties        map[string]string       `json:"properties"`
 }
 
 // Snapshot is one snapshot of a table.

@@ -27,19 +27,26 @@ type Filter struct {
 // Plan is what a scan reads, for logs and tests.
 type Plan struct {
 	DataFiles, PrunedFiles, PrunedManifests, PositionDeletes, EqualityDeletes int
+	// NameMapped counts data files without Parquet field ids, read by
+	// column name through the table's name mapping.
+	NameMapped int
 }
 
 type dataFile struct {
 	uri   string // as recorded
 	local string
 	seq   int64
+	// byName is field id → column name for a file without Parquet field
+	// ids; nil: the file is read by field id.
+	byName map[int]string
 }
 
 type deleteFile struct {
-	uri   string
-	local string
-	seq   int64
-	eqIDs []int // equality deletes
+	uri    string
+	local  string
+	seq    int64
+	eqIDs  []int          // equality deletes
+	byName map[int]string // as dataFile's
 }
 
 // Scan is iceberg_scan: a parenthesized query that reads the snapshot.
@@ -143,6 +150,9 @@ func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error
 	for i := range eqDels {
 		eqDels[i].local = locals[len(data)+len(posDels)+i]
 	}
+	if plan.NameMapped, err = t.checkFieldIDs(data, posDels, eqDels); err != nil {
+		return "", plan, err
+	}
 	sql, err := t.scanSQL(data, posDels, eqDels)
 	return sql, plan, err
 }
@@ -205,11 +215,13 @@ const (
 func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, error) {
 	fields := t.schema.Fields()
 	var entries, visible []string
+	var out []outCol
 	colOf := map[int]string{}
 	for _, f := range fields {
 		typ, _ := duckType(f.Type)
 		entries = append(entries, schemaEntry(f.ID, f.Name, typ))
 		visible = append(visible, quoteIdent(f.Name))
+		out = append(out, outCol{f.ID, f.Name, typ})
 		colOf[f.ID] = quoteIdent(f.Name)
 	}
 	// Equality-delete columns the snapshot's schema no longer shows are
@@ -229,16 +241,60 @@ func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, 
 			}
 			name := fmt.Sprintf("__iceberg_eq_%d", id)
 			entries = append(entries, schemaEntry(id, name, typ))
+			out = append(out, outCol{id, name, typ})
 			colOf[id] = quoteIdent(name)
 		}
 	}
-	locals := make([]string, len(data))
-	for i, d := range data {
-		locals[i] = d.local
+	var byID []string
+	for _, d := range data {
+		if d.byName == nil {
+			byID = append(byID, d.local)
+		}
 	}
 	schema := "MAP {" + strings.Join(entries, ", ") + "}"
-	if len(posDels) == 0 && len(eqDels) == 0 {
-		return fmt.Sprintf("(SELECT %s FROM read_parquet(%s, schema = %s))", strings.Join(visible, ", "), fileList(locals), schema), nil
+	deletes := len(posDels) > 0 || len(eqDels) > 0
+	if len(posDels) == 0 && len(eqDels) == 0 && len(byID) == len(data) {
+		return fmt.Sprintf("(SELECT %s FROM read_parquet(%s, schema = %s))", strings.Join(visible, ", "), fileList(byID), schema), nil
+	}
+
+	// The rows to scan: files with field ids read through the schema map,
+	// files without them by column name, one read per distinct mapping of
+	// names, all with the same columns in the same order.
+	var extraSel, extraOpt string
+	if deletes {
+		extraSel = fmt.Sprintf(", %s, file_row_number", quoteIdent(colFile))
+		extraOpt = fmt.Sprintf(", filename = '%s', file_row_number = true", colFile)
+	}
+	var reads []string
+	if len(byID) > 0 {
+		names := make([]string, len(out))
+		for i, c := range out {
+			names[i] = quoteIdent(c.name)
+		}
+		reads = append(reads, fmt.Sprintf("SELECT %s%s FROM read_parquet(%s, schema = %s%s)",
+			strings.Join(names, ", "), extraSel, fileList(byID), schema, extraOpt))
+	}
+	byNameFiles := map[string][]string{}
+	var order []string
+	for _, d := range data {
+		if d.byName == nil {
+			continue
+		}
+		sel := byNameSelect(out, d.byName)
+		if _, ok := byNameFiles[sel]; !ok {
+			order = append(order, sel)
+		}
+		byNameFiles[sel] = append(byNameFiles[sel], d.local)
+	}
+	for _, sel := range order {
+		// No hive partitioning: a migrated table's key=value directories
+		// must not add columns the table does not have.
+		reads = append(reads, fmt.Sprintf("SELECT %s%s FROM read_parquet(%s, hive_partitioning = false, union_by_name = true%s)",
+			sel, extraSel, fileList(byNameFiles[sel]), extraOpt))
+	}
+	rows := "(" + strings.Join(reads, " UNION ALL ") + ")"
+	if !deletes {
+		return fmt.Sprintf("(SELECT %s FROM %s AS __r)", strings.Join(visible, ", "), rows), nil
 	}
 
 	// Deletes become anti-joins. A position delete names a data file by
@@ -251,19 +307,22 @@ func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, 
 		files = append(files, fmt.Sprintf("(%s, %s, %d::BIGINT)", quoteString(d.local), quoteString(d.uri), d.seq))
 	}
 	values := "(VALUES " + strings.Join(files, ", ") + ") AS __f(lpath, ipath, seq)"
-	from := fmt.Sprintf("read_parquet(%s, schema = %s, filename = '%s', file_row_number = true) AS __d", fileList(locals), schema, colFile)
+	from := rows + " AS __r"
 	if len(eqDels) > 0 {
-		from = fmt.Sprintf("(SELECT __d.*, __f.seq AS %s FROM %s JOIN %s ON __d.%s = __f.lpath) AS __r", colSeq, from, values, colFile)
-	} else {
-		from = strings.Replace(from, "AS __d", "AS __r", 1)
+		from = fmt.Sprintf("(SELECT __d.*, __f.seq AS %s FROM %s AS __d JOIN %s ON __d.%s = __f.lpath) AS __r", colSeq, rows, values, colFile)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "(SELECT %s FROM %s", strings.Join(visible, ", "), from)
 	if len(posDels) > 0 {
 		var parts []string
 		for _, d := range posDels {
+			if d.byName != nil {
+				parts = append(parts, fmt.Sprintf("SELECT CAST(file_path AS VARCHAR) AS file_path, CAST(pos AS BIGINT) AS pos, %d::BIGINT AS seq FROM read_parquet(%s, hive_partitioning = false)",
+					d.seq, quoteString(d.local)))
+				continue
+			}
 			parts = append(parts, fmt.Sprintf("SELECT file_path, pos, %d::BIGINT AS seq FROM read_parquet(%s, schema = MAP {%s, %s})",
-				d.seq, quoteString(d.local), schemaEntry(2147483546, "file_path", "VARCHAR"), schemaEntry(2147483545, "pos", "BIGINT")))
+				d.seq, quoteString(d.local), schemaEntry(posFileID, "file_path", "VARCHAR"), schemaEntry(posPosID, "pos", "BIGINT")))
 		}
 		fmt.Fprintf(&b, " ANTI JOIN (SELECT __f.lpath, __p.pos FROM (%s) AS __p JOIN %s ON __p.file_path = __f.ipath WHERE __p.seq >= __f.seq) AS __x ON __r.%s = __x.lpath AND __r.file_row_number = __x.pos",
 			strings.Join(parts, " UNION ALL "), values, colFile)
@@ -287,16 +346,23 @@ func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, 
 		ids := g[0].eqIDs
 		alias := fmt.Sprintf("__e%d", n)
 		var sel, ents, match []string
+		var keyCols []outCol
 		for _, id := range ids {
 			f, _ := t.fieldType(id)
 			typ, _ := duckType(f.Type)
 			name := fmt.Sprintf("__k%d", id)
 			sel = append(sel, name)
 			ents = append(ents, schemaEntry(id, name, typ))
+			keyCols = append(keyCols, outCol{id, name, typ})
 			match = append(match, fmt.Sprintf("%s.%s IS NOT DISTINCT FROM __r.%s", alias, name, colOf[id]))
 		}
 		var parts []string
 		for _, d := range g {
+			if d.byName != nil {
+				parts = append(parts, fmt.Sprintf("SELECT %s, %d::BIGINT AS seq FROM read_parquet(%s, hive_partitioning = false)",
+					byNameSelect(keyCols, d.byName), d.seq, quoteString(d.local)))
+				continue
+			}
 			parts = append(parts, fmt.Sprintf("SELECT %s, %d::BIGINT AS seq FROM read_parquet(%s, schema = MAP {%s})",
 				strings.Join(sel, ", "), d.seq, quoteString(d.local), strings.Join(ents, ", ")))
 		}
@@ -305,6 +371,26 @@ func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, 
 	}
 	b.WriteString(")")
 	return b.String(), nil
+}
+
+// outCol is a column a scan's row source yields.
+type outCol struct {
+	id        int
+	name, typ string
+}
+
+// byNameSelect reads cols from a file by its column names: a column the
+// file does not have is NULL (added after the file was written).
+func byNameSelect(cols []outCol, byName map[int]string) string {
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		src := "NULL"
+		if phys, ok := byName[c.id]; ok {
+			src = quoteIdent(phys)
+		}
+		sel[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", src, c.typ, quoteIdent(c.name))
+	}
+	return strings.Join(sel, ", ")
 }
 
 // duckType is the DuckDB type an Iceberg type reads as.

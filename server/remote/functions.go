@@ -482,7 +482,7 @@ func (s *Statement) iceberg(ctx context.Context, fn string, c call, filters []ic
 	}
 	s.r.opts.Log.Info("iceberg scan planned", "table", c.path, "data_files", plan.DataFiles, "pruned_files", plan.PrunedFiles,
 		"pruned_manifests", plan.PrunedManifests, "position_deletes", plan.PositionDeletes, "equality_deletes", plan.EqualityDeletes,
-		"duration", time.Since(start).Round(time.Millisecond))
+		"name_mapped_files", plan.NameMapped, "duration", time.Since(start).Round(time.Millisecond))
 	return sql, nil
 }
 
