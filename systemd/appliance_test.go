@@ -8,13 +8,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lunadb/luna/internal/nspawn"
 )
 
 // The startup SQL of the appliance test: a statement that keeps DuckDB busy
@@ -35,9 +35,9 @@ func TestAppliance(t *testing.T) {
 	needTools(t, "systemd-nspawn", "nsenter", "debootstrap", "flock")
 	luna, lunactl := binaries(t)
 	a := newAppliance(t, applianceRootfs(t), luna, lunactl)
-	a.boot()
+	a.Boot()
 
-	if out, err := a.exec("systemd-analyze", "verify", "/etc/systemd/system/luna.service"); err != nil || out != "" {
+	if out, err := a.Exec("systemd-analyze", "verify", "/etc/systemd/system/luna.service"); err != nil || out != "" {
 		t.Errorf("systemd-analyze verify inside the appliance: %v\n%s", err, out)
 	}
 
@@ -67,7 +67,7 @@ func TestAppliance(t *testing.T) {
 	// A hung server: the watchdog kills it and systemd starts a new one,
 	// which runs the startup SQL again.
 	pid := a.show("MainPID")["MainPID"]
-	if _, err := a.exec("sh", "-c", "kill -STOP "+pid); err != nil {
+	if _, err := a.Exec("sh", "-c", "kill -STOP "+pid); err != nil {
 		t.Fatal(err)
 	}
 	hung := time.Now()
@@ -77,7 +77,7 @@ func TestAppliance(t *testing.T) {
 		t.Errorf("MainPID is still %s after the watchdog restart", pid)
 	}
 	if j := a.journal(); !strings.Contains(j, "Watchdog timeout") {
-		t.Errorf("the journal does not show a watchdog timeout:\n%s", tail(j, 40))
+		t.Errorf("the journal does not show a watchdog timeout:\n%s", nspawn.Tail(j, 40))
 	}
 	if got := a.query("SELECT count(*) FROM preload"); got != "1000" {
 		t.Errorf("after the restart, preload has %q rows, want 1000", got)
@@ -90,14 +90,14 @@ func TestAppliance(t *testing.T) {
 	if got := a.query("SELECT max(i) FROM (SELECT range AS i FROM range(10000000) ORDER BY range DESC OFFSET 1)"); got != "9999998" {
 		t.Errorf("spilling sort answered %q, want 9999998", got)
 	}
-	if out, err := a.exec("stat", "-c", "%F %a", "/var/lib/luna/tmp"); err != nil || strings.TrimSpace(out) != "directory 700" {
+	if out, err := a.Exec("stat", "-c", "%F %a", "/var/lib/luna/tmp"); err != nil || strings.TrimSpace(out) != "directory 700" {
 		t.Errorf("the spill directory /var/lib/luna/tmp: %q %v; want a directory with mode 700", out, err)
 	}
 	if err := a.tryExecSQL("COPY (SELECT 1) TO '/etc/luna/escape.csv'"); err == nil || !strings.Contains(err.Error(), "Read-only file system") {
 		t.Errorf("writing to /etc/luna: %v; want a read-only file system error", err)
 	}
 
-	if _, err := a.exec("systemctl", "stop", "luna.service"); err != nil {
+	if _, err := a.Exec("systemctl", "stop", "luna.service"); err != nil {
 		t.Fatal(err)
 	}
 	st := a.show("ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
@@ -128,13 +128,13 @@ func TestAppliance(t *testing.T) {
 		}
 	}
 	if serving != 2 || stopped != 1 {
-		t.Errorf(`journal has %d "luna is serving" and %d "stopped" records, want 2 and 1:%s`, serving, stopped, tail(a.journal(), 40))
+		t.Errorf(`journal has %d "luna is serving" and %d "stopped" records, want 2 and 1:%s`, serving, stopped, nspawn.Tail(a.journal(), 40))
 	}
 
 	// install.sh on the live system: it reloads systemd, enables the unit
 	// and (re)starts it, returning once Luna is ready, and keeps the edited
 	// configuration.
-	out, err := a.exec("/root/luna-src/scripts/install.sh", "--bin", "/root/luna-src/bin/luna",
+	out, err := a.Exec("/root/luna-src/scripts/install.sh", "--bin", "/root/luna-src/bin/luna",
 		"--lunactl", "/root/luna-src/bin/lunactl", "--enable", "--start")
 	if err != nil {
 		t.Fatal(err)
@@ -154,67 +154,41 @@ func TestAppliance(t *testing.T) {
 // first when needed (about a minute or two).
 func applianceRootfs(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	start := time.Now()
-	stdout, stderr, err := run(ctx, repoRoot(), filepath.Join(repoRoot(), "scripts", "appliance-rootfs.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stderr != "" {
-		t.Logf("appliance-rootfs.sh (%v): %s", time.Since(start).Round(time.Second), strings.TrimSpace(stderr))
-	}
-	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	dir := lines[len(lines)-1]
-	if fi, err := os.Stat(filepath.Join(dir, "usr/lib/systemd/systemd")); err != nil || !fi.Mode().IsRegular() {
-		t.Fatalf("appliance-rootfs.sh printed %q, which holds no systemd: %v", dir, err)
-	}
-	return dir
+	return nspawn.Rootfs(t, repoRoot())
 }
 
 // appliance is a throwaway copy of the root file system, booted with
 // systemd-nspawn. The container shares the host's network, so Luna inside
 // listens on the host's loopback.
 type appliance struct {
+	*nspawn.Machine
 	t          *testing.T
-	dir, root  string
-	machine    string
 	lunactl    string
 	api        string
 	health     string
-	nspawn     *exec.Cmd
-	exited     chan error
-	console    *syncBuffer
-	leader     int // the container's PID 1, as the host sees it
 	httpClient *http.Client
+}
+
+// copyAppliance is a fresh copy of rootfs with free loopback ports picked
+// for Luna's API and health port.
+func copyAppliance(t *testing.T, rootfs, lunactl string) *appliance {
+	t.Helper()
+	return &appliance{
+		Machine:    nspawn.Copy(t, rootfs, "luna-test"),
+		t:          t,
+		lunactl:    lunactl,
+		api:        fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		health:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		httpClient: &http.Client{Timeout: 5 * time.Second},
+	}
 }
 
 func newAppliance(t *testing.T, rootfs, luna, lunactl string) *appliance {
 	t.Helper()
-	// Next to the cache, so cp can share blocks where the file system can.
-	dir, err := os.MkdirTemp(filepath.Dir(rootfs), "appliance-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &appliance{
-		t:          t,
-		dir:        dir,
-		root:       filepath.Join(dir, "root"),
-		machine:    "luna-test-" + strings.TrimPrefix(filepath.Base(dir), "appliance-"),
-		lunactl:    lunactl,
-		api:        fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		health:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		console:    &syncBuffer{},
-		httpClient: &http.Client{Timeout: 5 * time.Second},
-	}
-	t.Cleanup(a.remove)
-
+	a := copyAppliance(t, rootfs, lunactl)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if _, _, err := run(ctx, "", "cp", "-a", "--reflink=auto", rootfs, a.root); err != nil {
-		t.Fatal(err)
-	}
-	installInto(t, a.root, luna, lunactl, "--enable")
+	installInto(t, a.Root, luna, lunactl, "--enable")
 	// What install.sh needs to run again inside, on the live system.
 	for src, dst := range map[string]string{
 		filepath.Join(repoRoot(), "scripts", "install.sh"):   "scripts/install.sh",
@@ -223,7 +197,7 @@ func newAppliance(t *testing.T, rootfs, luna, lunactl string) *appliance {
 		luna:    "bin/luna",
 		lunactl: "bin/lunactl",
 	} {
-		dst = filepath.Join(a.root, "root", "luna-src", dst)
+		dst = filepath.Join(a.Root, "root", "luna-src", dst)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +208,7 @@ func newAppliance(t *testing.T, rootfs, luna, lunactl string) *appliance {
 
 	a.write("etc/luna/init.d/05-slow.sql", slowSQL)
 	a.write("etc/luna/init.d/10-tables.sql", preloadSQL)
-	env := a.read("etc/luna/luna.env")
+	env := a.Read("etc/luna/luna.env")
 	for name, value := range map[string]string{"LUNA_API_HOST_PORT": a.api, "LUNA_HEALTH_HOST_PORT": a.health} {
 		var ok bool
 		env, ok = setEnv(env, name, value)
@@ -261,114 +235,14 @@ func setEnv(env, name, value string) (string, bool) {
 	return env, false
 }
 
-func (a *appliance) write(rel, content string) {
-	a.t.Helper()
-	p := filepath.Join(a.root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		a.t.Fatal(err)
-	}
-	// 0644: the service runs as an unprivileged dynamic user.
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		a.t.Fatal(err)
-	}
-}
-
-func (a *appliance) read(rel string) string {
-	a.t.Helper()
-	b, err := os.ReadFile(filepath.Join(a.root, rel))
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	return string(b)
-}
-
-// boot starts the container and waits until its systemd answers.
-func (a *appliance) boot() {
-	t := a.t
-	t.Helper()
-	a.nspawn = exec.Command("systemd-nspawn", "-D", a.root, "--machine="+a.machine,
-		"--register=no", "--keep-unit", "-b", "--console=read-only")
-	a.nspawn.Stdout, a.nspawn.Stderr = a.console, a.console
-	// Should the test binary die without its cleanups (a -timeout panic),
-	// nspawn still powers the container off.
-	a.nspawn.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := a.nspawn.Start(); err != nil {
-		t.Fatal(err)
-	}
-	a.exited = make(chan error, 1)
-	go func() { a.exited <- a.nspawn.Wait() }()
-	t.Cleanup(a.shutdown)
-
-	// nspawn's child becomes the container's PID 1 once it execs systemd.
-	ok := waitFor(30*time.Second, 50*time.Millisecond, func() bool {
-		if a.hasExited() {
-			return true
-		}
-		for _, pid := range children(a.nspawn.Process.Pid) {
-			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "systemd" {
-				a.leader = pid
-				return true
-			}
-		}
-		return false
-	})
-	if !ok || a.leader == 0 {
-		t.Fatalf("the container's systemd did not start:\n%s", tail(a.console.String(), 40))
-	}
-	// systemctl works once the manager's private socket is up.
-	if !waitFor(30*time.Second, 100*time.Millisecond, func() bool {
-		out, _ := a.exec("systemctl", "is-system-running")
-		switch strings.TrimSpace(out) {
-		case "initializing", "starting", "running", "degraded":
-			return true
-		}
-		return false
-	}) {
-		t.Fatalf("systemctl inside the container does not answer:\n%s", tail(a.console.String(), 40))
-	}
-}
-
-func (a *appliance) hasExited() bool {
-	select {
-	case err := <-a.exited:
-		a.exited <- err
-		return true
-	default:
-		return false
-	}
-}
-
-// children lists the child processes of pid.
-func children(pid int) []int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		if n, err := strconv.Atoi(f); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// exec runs a command inside the container (all its namespaces) and returns
-// its combined output.
-func (a *appliance) exec(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(a.leader), "-a", "--"}, args...)...)
-	// The container's own locale and paths, not the test's environment.
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_COLORS=0", "SYSTEMD_PAGER="}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("in the container: %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
+// write writes a file inside the copy, 0644: the service runs as an
+// unprivileged dynamic user.
+func (a *appliance) write(rel, content string) { a.Write(rel, content, 0o644) }
 
 // show reads properties of luna.service.
 func (a *appliance) show(props ...string) map[string]string {
 	a.t.Helper()
-	out, err := a.exec("systemctl", "show", "--timestamp=us+utc", "luna.service", "-p", strings.Join(props, ","))
+	out, err := a.Exec("systemctl", "show", "--timestamp=us+utc", "luna.service", "-p", strings.Join(props, ","))
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -400,7 +274,7 @@ func (a *appliance) waitStarted(restarts int) time.Duration {
 		n, _ := strconv.Atoi(st["NRestarts"])
 		switch {
 		case st["ActiveState"] == "failed":
-			t.Fatalf("luna.service failed (%s); states seen: %q\n%s", st["Result"], seen, tail(a.journal(), 60))
+			t.Fatalf("luna.service failed (%s); states seen: %q\n%s", st["Result"], seen, nspawn.Tail(a.journal(), 60))
 		case n < restarts:
 			// The old process has not been replaced yet.
 		case st["ActiveState"] == "activating" && st["SubState"] == "start":
@@ -420,7 +294,7 @@ func (a *appliance) waitStarted(restarts int) time.Duration {
 			return a.checkReadyAfterInitSQL()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("luna.service did not start; states seen: %q\n%s", seen, tail(a.journal(), 60))
+			t.Fatalf("luna.service did not start; states seen: %q\n%s", seen, nspawn.Tail(a.journal(), 60))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -437,7 +311,7 @@ func (a *appliance) checkReadyAfterInitSQL() time.Duration {
 	if err != nil {
 		t.Fatalf("ActiveEnterTimestamp: %v", err)
 	}
-	out, err := a.exec("journalctl", "--no-pager", "-o", "cat", "_SYSTEMD_INVOCATION_ID="+st["InvocationID"])
+	out, err := a.Exec("journalctl", "--no-pager", "-o", "cat", "_SYSTEMD_INVOCATION_ID="+st["InvocationID"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +329,7 @@ func (a *appliance) checkReadyAfterInitSQL() time.Duration {
 		}
 		return time.Duration(ev.Duration)
 	}
-	t.Fatalf("no \"startup SQL finished\" record in this invocation's journal:\n%s", tail(out, 40))
+	t.Fatalf("no \"startup SQL finished\" record in this invocation's journal:\n%s", nspawn.Tail(out, 40))
 	return 0
 }
 
@@ -504,74 +378,16 @@ func (a *appliance) get(path string) (int, string) {
 
 // journal is luna.service's journal, systemd's own lines included.
 func (a *appliance) journal() string {
-	out, _ := a.exec("journalctl", "--no-pager", "-o", "short-precise", "-u", "luna.service")
+	out, _ := a.Exec("journalctl", "--no-pager", "-o", "short-precise", "-u", "luna.service")
 	return out
 }
 
 // journalMessages is what Luna itself wrote (stdout, stderr) this boot.
 func (a *appliance) journalMessages() string {
 	a.t.Helper()
-	out, err := a.exec("journalctl", "--no-pager", "-o", "cat", "_SYSTEMD_UNIT=luna.service", "_TRANSPORT=stdout")
+	out, err := a.Exec("journalctl", "--no-pager", "-o", "cat", "_SYSTEMD_UNIT=luna.service", "_TRANSPORT=stdout")
 	if err != nil {
 		a.t.Fatal(err)
 	}
 	return out
-}
-
-// shutdown powers the container off (SIGTERM makes nspawn ask its systemd
-// for a clean shutdown), and kills it if that takes too long.
-func (a *appliance) shutdown() {
-	t := a.t
-	if t.Failed() && a.leader != 0 && !a.hasExited() {
-		if out, err := a.exec("journalctl", "--no-pager", "-b", "-n", "80", "-o", "short-precise"); err == nil {
-			t.Logf("container journal (last lines):\n%s", out)
-		}
-	}
-	if !a.hasExited() {
-		a.nspawn.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-a.exited:
-		case <-time.After(60 * time.Second):
-			t.Errorf("the container did not power off in 60s; killing it")
-			if a.leader != 0 {
-				syscall.Kill(a.leader, syscall.SIGKILL) // takes its PID namespace along
-			}
-			a.nspawn.Process.Kill()
-			<-a.exited
-		}
-	}
-	if t.Failed() {
-		t.Logf("container console (last lines):\n%s", tail(a.console.String(), 30))
-	}
-}
-
-// remove deletes the copy, unless something is still mounted inside it
-// (deleting through a mount could reach files outside the copy).
-func (a *appliance) remove() {
-	t := a.t
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Errorf("not removing %s: %v", a.dir, err)
-		return
-	}
-	for _, line := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (f[4] == a.dir || strings.HasPrefix(f[4], a.dir+"/")) {
-			t.Errorf("not removing %s: %s is still mounted", a.dir, f[4])
-			return
-		}
-	}
-	if err := os.RemoveAll(a.dir); err != nil {
-		t.Errorf("removing the appliance copy: %v", err)
-	}
-	// nspawn leaves this behind when /run is not a tmpfs, as in containers.
-	os.Remove(filepath.Join("/run/systemd/nspawn/propagate", a.machine))
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

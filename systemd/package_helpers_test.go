@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -75,30 +74,11 @@ func debPath(t *testing.T, version string) string {
 // paths inside the copy.
 func newBareAppliance(t *testing.T, lunactl string, files map[string]string) *appliance {
 	t.Helper()
-	rootfs := applianceRootfs(t)
-	dir, err := os.MkdirTemp(filepath.Dir(rootfs), "appliance-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &appliance{
-		t:          t,
-		dir:        dir,
-		root:       filepath.Join(dir, "root"),
-		machine:    "luna-test-" + strings.TrimPrefix(filepath.Base(dir), "appliance-"),
-		lunactl:    lunactl,
-		api:        fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		health:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		console:    &syncBuffer{},
-		httpClient: &http.Client{Timeout: 5 * time.Second},
-	}
-	t.Cleanup(a.remove)
+	a := copyAppliance(t, applianceRootfs(t), lunactl)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if _, _, err := run(ctx, "", "cp", "-a", "--reflink=auto", rootfs, a.root); err != nil {
-		t.Fatal(err)
-	}
 	for src, dst := range files {
-		dst = filepath.Join(a.root, dst)
+		dst = filepath.Join(a.Root, dst)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -109,25 +89,10 @@ func newBareAppliance(t *testing.T, lunactl string, files map[string]string) *ap
 	return a
 }
 
-// execEnv runs a command inside the container with extra environment
-// variables and returns its combined output.
-func (a *appliance) execEnv(env []string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(a.leader), "-a", "--"}, args...)...)
-	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"SYSTEMD_COLORS=0", "SYSTEMD_PAGER=", "LANG=C.UTF-8"}, env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("in the container: %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
-
 // must runs a command in the container and fails the test if it fails.
 func (a *appliance) must(args ...string) string {
 	a.t.Helper()
-	out, err := a.execEnv(nil, args...)
+	out, err := a.ExecEnv(nil, args...)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -136,7 +101,7 @@ func (a *appliance) must(args ...string) string {
 
 // exists reports whether a path exists in the container (symlinks count).
 func (a *appliance) exists(path string) bool {
-	_, err := a.execEnv(nil, "test", "-e", path, "-o", "-L", path)
+	_, err := a.ExecEnv(nil, "test", "-e", path, "-o", "-L", path)
 	return err == nil
 }
 
@@ -168,7 +133,7 @@ func (a *appliance) fileStamp(path string) string {
 func (a *appliance) waitBooted() {
 	a.t.Helper()
 	// Exits non-zero when the system is degraded, which is fine here.
-	out, _ := a.execEnv(nil, "systemctl", "is-system-running", "--wait")
+	out, _ := a.ExecEnv(nil, "systemctl", "is-system-running", "--wait")
 	if s := strings.TrimSpace(out); s != "running" && s != "degraded" {
 		a.t.Fatalf("the container did not finish booting: %q", s)
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lunadb/luna/internal/nspawn"
 )
 
 // TestDebPackage checks the built package with dpkg-deb: its control
@@ -281,8 +283,8 @@ func TestDebWithoutSystemd(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, "systemd-nspawn", "-q", "--pipe", "-D", a.root, "--register=no", "--keep-unit",
-			"--machine="+a.machine, "/bin/sh", "-ec", script).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "systemd-nspawn", "-q", "--pipe", "-D", a.Root, "--register=no", "--keep-unit",
+			"--machine="+a.Name, "/bin/sh", "-ec", script).CombinedOutput()
 		if err != nil {
 			t.Fatalf("systemd-nspawn sh -c %q: %v\n%s", script, err, out)
 		}
@@ -319,7 +321,7 @@ func TestDebAppliance(t *testing.T) {
 		debPath(t, debV1): "/root/pkg/luna_" + debV1 + "_amd64.deb",
 		debPath(t, debV2): "/root/pkg/luna_" + debV2 + "_amd64.deb",
 	})
-	a.boot()
+	a.Boot()
 	a.waitBooted()
 	apt := func(args ...string) string {
 		t.Helper()
@@ -338,13 +340,13 @@ func TestDebAppliance(t *testing.T) {
 	if out := a.must("stat", "-c", "%a %U", "/etc/luna/luna.env", "/etc/luna/init.d"); out != "600 root\n755 root\n" {
 		t.Errorf("modes of luna.env and init.d: %q", out)
 	}
-	if out, err := a.exec("systemd-analyze", "verify", "luna.service"); err != nil || out != "" {
+	if out, err := a.Exec("systemd-analyze", "verify", "luna.service"); err != nil || out != "" {
 		t.Errorf("systemd-analyze verify luna.service: %v\n%s", err, out)
 	}
 
 	// The operator's configuration: loopback ports of this test, a log
 	// level and startup SQL.
-	env := a.read("etc/luna/luna.env")
+	env := a.Read("etc/luna/luna.env")
 	for name, value := range map[string]string{"LUNA_API_HOST_PORT": a.api, "LUNA_HEALTH_HOST_PORT": a.health} {
 		var ok bool
 		if env, ok = setEnv(env, name, value); !ok {
@@ -352,13 +354,13 @@ func TestDebAppliance(t *testing.T) {
 		}
 	}
 	env += "LUNA_LOG_LEVEL=debug\n"
-	if err := os.WriteFile(filepath.Join(a.root, "etc/luna/luna.env"), []byte(env), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(a.Root, "etc/luna/luna.env"), []byte(env), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a.write("etc/luna/init.d/10-tables.sql", preloadSQL)
 
 	a.must("systemctl", "start", "luna.service")
-	if out, _ := a.exec("systemctl", "status", "--no-pager", "luna.service"); !strings.Contains(out, "Active: active (running)") {
+	if out, _ := a.Exec("systemctl", "status", "--no-pager", "luna.service"); !strings.Contains(out, "Active: active (running)") {
 		t.Fatalf("systemctl status after start:\n%s", out)
 	}
 	if got := a.query("SELECT count(*) FROM preload"); got != "1000" {
@@ -376,7 +378,7 @@ func TestDebAppliance(t *testing.T) {
 
 	// Upgrade: the edited luna.env is kept and the service restarted.
 	apt("install", "/root/pkg/luna_"+debV2+"_amd64.deb")
-	if got := a.read("etc/luna/luna.env"); got != env {
+	if got := a.Read("etc/luna/luna.env"); got != env {
 		t.Errorf("the upgrade changed the edited luna.env")
 	}
 	if a.exists("/etc/luna/luna.env.dpkg-new") || a.exists("/etc/luna/luna.env.dpkg-dist") {
@@ -429,17 +431,17 @@ func TestDebAppliance(t *testing.T) {
 			t.Errorf("after purge, %s is still there", p)
 		}
 	}
-	if out, err := a.exec("getent", "passwd", "luna"); err == nil {
+	if out, err := a.Exec("getent", "passwd", "luna"); err == nil {
 		t.Errorf("after purge, the user is still there: %s", out)
 	}
-	if out, err := a.exec("getent", "group", "luna"); err == nil {
+	if out, err := a.Exec("getent", "group", "luna"); err == nil {
 		t.Errorf("after purge, the group is still there: %s", out)
 	}
-	if out, err := a.exec("dpkg-query", "-W", "-f=${Status}", "luna"); err == nil && !strings.Contains(out, "not-installed") {
+	if out, err := a.Exec("dpkg-query", "-W", "-f=${Status}", "luna"); err == nil && !strings.Contains(out, "not-installed") {
 		t.Errorf("after purge, dpkg still knows luna: %s", out)
 	}
 	// list-unit-files exits 1 when no unit matches.
-	if out, _ := a.exec("systemctl", "list-unit-files", "--no-legend", "luna.service"); strings.Contains(out, "luna.service") {
+	if out, _ := a.Exec("systemctl", "list-unit-files", "--no-legend", "luna.service"); strings.Contains(out, "luna.service") {
 		t.Errorf("after purge, systemd still has the unit: %s", out)
 	}
 }
@@ -472,7 +474,7 @@ func (a *appliance) startupState() startupRun {
 func (a *appliance) checkServing(passwd, passwdFrom string) {
 	t := a.t
 	t.Helper()
-	if out, _ := a.exec("systemctl", "status", "--no-pager", "luna.service"); !strings.Contains(out, "Active: active (running)") {
+	if out, _ := a.Exec("systemctl", "status", "--no-pager", "luna.service"); !strings.Contains(out, "Active: active (running)") {
 		t.Fatalf("systemctl status:\n%s", out)
 	}
 	if out := a.must("systemctl", "is-enabled", "luna.service"); strings.TrimSpace(out) != "enabled" {
@@ -487,13 +489,13 @@ func (a *appliance) checkServing(passwd, passwdFrom string) {
 	if code, _ := a.get("/readyz"); code != 200 {
 		t.Errorf("/readyz answered %d", code)
 	}
-	if env := a.read("etc/luna/luna.env"); !strings.Contains(env, "\nLUNA_PASSWD_FROM="+passwdFrom+"\n") {
+	if env := a.Read("etc/luna/luna.env"); !strings.Contains(env, "\nLUNA_PASSWD_FROM="+passwdFrom+"\n") {
 		t.Errorf("luna.env does not set LUNA_PASSWD_FROM=%s:\n%s", passwdFrom, env)
 	}
-	if out, err := a.exec("grep", "-rlF", passwd, "/etc", "/var/lib", "/root", "/tmp", "/var/log", "/var/cache"); err == nil {
+	if out, err := a.Exec("grep", "-rlF", passwd, "/etc", "/var/lib", "/root", "/tmp", "/var/log", "/var/cache"); err == nil {
 		t.Errorf("the password is on disk: %s", out)
 	}
-	if got := a.read("etc/luna/init.d/50-preload.sql"); got != preloadSQL {
+	if got := a.Read("etc/luna/init.d/50-preload.sql"); got != preloadSQL {
 		t.Errorf("50-preload.sql is %q, want %q", got, preloadSQL)
 	}
 }
@@ -504,7 +506,7 @@ func (a *appliance) checkSecondRun(env []string, script string) {
 	t := a.t
 	t.Helper()
 	before := a.startupState()
-	out, err := a.execEnv(env, script)
+	out, err := a.ExecEnv(env, script)
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}
@@ -576,19 +578,19 @@ func TestStartupGCP(t *testing.T) {
 	}}
 	mdHost := serve(t, md)
 	env := []string{"GCE_METADATA_HOST=" + mdHost}
-	a.boot()
+	a.Boot()
 	a.waitBooted()
 
-	out, err := a.execEnv(env, "/root/startup-gcp-mig.sh")
+	out, err := a.ExecEnv(env, "/root/startup-gcp-mig.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("first run:\n%s", tail(out, 12))
+	t.Logf("first run:\n%s", nspawn.Tail(out, 12))
 	if !strings.Contains(out, "installing luna "+debV1) || !strings.Contains(out, "luna is ready") {
 		t.Errorf("first run output:\n%s", out)
 	}
 	a.checkServing(passwd, "gcp-metadata:luna-passwd")
-	if envFile := a.read("etc/luna/luna.env"); !strings.Contains(envFile, "\nGCE_METADATA_HOST="+mdHost+"\n") ||
+	if envFile := a.Read("etc/luna/luna.env"); !strings.Contains(envFile, "\nGCE_METADATA_HOST="+mdHost+"\n") ||
 		!strings.Contains(envFile, "\nLUNA_API_HOST_PORT="+a.api+"\n") {
 		t.Errorf("luna.env lacks the metadata host or the ports:\n%s", envFile)
 	}
@@ -610,7 +612,7 @@ func TestStartupGCP(t *testing.T) {
 	// the running version untouched.
 	before := a.startupState()
 	md.set("luna-release-url", base+"/"+deb2)
-	out, err = a.execEnv(env, "/root/startup-gcp-mig.sh")
+	out, err = a.ExecEnv(env, "/root/startup-gcp-mig.sh")
 	if err == nil {
 		t.Fatalf("a wrong checksum was accepted:\n%s", out)
 	}
@@ -623,7 +625,7 @@ func TestStartupGCP(t *testing.T) {
 
 	// With the right checksum the node upgrades and keeps serving.
 	md.set("luna-release-sha256", sum2)
-	out, err = a.execEnv(env, "/root/startup-gcp-mig.sh")
+	out, err = a.ExecEnv(env, "/root/startup-gcp-mig.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,7 +641,7 @@ func TestStartupGCP(t *testing.T) {
 	// Every setting from the environment: the script asks the metadata
 	// server nothing (and, as nothing changed, restarts nothing).
 	asked := len(md.list())
-	out, err = a.execEnv(append(env,
+	out, err = a.ExecEnv(append(env,
 		"LUNA_RELEASE_URL="+base+"/"+deb2, "LUNA_RELEASE_SHA256="+sum2,
 		"LUNA_INIT_SQL_B64="+base64.StdEncoding.EncodeToString([]byte(preloadSQL)),
 		"LUNA_PASSWD_FROM=gcp-metadata:luna-passwd",
@@ -683,7 +685,7 @@ func TestStartupAWS(t *testing.T) {
 	a.write("etc/systemd/system/luna.service.d/aws-test.conf", "[Service]\n"+
 		"Environment=AWS_ACCESS_KEY_ID=AKIDLUNATEST AWS_SECRET_ACCESS_KEY=luna-test-secret\n"+
 		"Environment=AWS_ENDPOINT_URL_SSM="+ssmURL+" AWS_EC2_METADATA_DISABLED=true\n")
-	a.boot()
+	a.Boot()
 	a.waitBooted()
 
 	good := map[string]string{
@@ -729,7 +731,7 @@ func TestStartupAWS(t *testing.T) {
 		{map[string]string{"LUNA_RELEASE_URL": base + "/missing.deb"}, "downloading " + base + "/missing.deb failed"},
 		{map[string]string{"LUNA_RELEASE_SHA256": sum1}, "SHA-256 mismatch for " + base + "/" + deb2 + ": expected " + sum1 + ", got " + sum2 + "; not installing it"},
 	} {
-		out, err := a.execEnv(envWith(tc.change), script)
+		out, err := a.ExecEnv(envWith(tc.change), script)
 		if err == nil || !strings.Contains(out, tc.want) {
 			t.Errorf("startup-aws-asg.sh with %v: %v; want a failure saying %q:\n%s", tc.change, err, tc.want, out)
 		}
@@ -738,7 +740,7 @@ func TestStartupAWS(t *testing.T) {
 			t.Errorf("the error shows the value of LUNA_PASSWD_FROM:\n%s", out)
 		}
 	}
-	if out, err := a.exec("dpkg-query", "-W", "-f=${Status}", "luna"); err == nil && strings.Contains(out, "installed") && !strings.Contains(out, "not-installed") {
+	if out, err := a.Exec("dpkg-query", "-W", "-f=${Status}", "luna"); err == nil && strings.Contains(out, "installed") && !strings.Contains(out, "not-installed") {
 		t.Fatalf("refused runs installed luna: %s", out)
 	}
 	if a.exists("/etc/luna") {
@@ -749,13 +751,13 @@ func TestStartupAWS(t *testing.T) {
 	}
 
 	env := envWith(nil)
-	out, err := a.execEnv(env, script)
+	out, err := a.ExecEnv(env, script)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("first run:\n%s", tail(out, 12))
+	t.Logf("first run:\n%s", nspawn.Tail(out, 12))
 	a.checkServing(passwd, "aws-ssm:/luna/passwd")
-	if envFile := a.read("etc/luna/luna.env"); !strings.Contains(envFile, "\nAWS_REGION=eu-west-3\n") {
+	if envFile := a.Read("etc/luna/luna.env"); !strings.Contains(envFile, "\nAWS_REGION=eu-west-3\n") {
 		t.Errorf("luna.env lacks the instance's region:\n%s", envFile)
 	}
 	ssmReqs := ssm.list()

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lunadb/luna/internal/nspawn"
 )
 
 const maxExposure = 2.5
@@ -200,14 +202,14 @@ func TestEnvFileValues(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, luna)
 	cmd.Env = env
-	var logs syncBuffer
+	var logs nspawn.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	serving := waitFor(30*time.Second, 50*time.Millisecond, func() bool {
+	serving := nspawn.WaitFor(30*time.Second, 50*time.Millisecond, func() bool {
 		select {
 		case err := <-exited:
 			exited <- err

@@ -16,10 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lunadb/luna/internal/nspawn"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -104,58 +104,13 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func waitFor(d, every time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(every)
-	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // applianceRootfs returns the cached Debian root file system (with systemd,
 // curl and openssh-server), building it first when needed.
 func applianceRootfs(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	out, err := run(ctx, filepath.Join(repoRoot(), "scripts", "appliance-rootfs.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	dir := lines[len(lines)-1]
+	dir := nspawn.Rootfs(t, repoRoot())
 	if _, err := os.Stat(filepath.Join(dir, "usr/sbin/sshd")); err != nil {
-		t.Fatalf("appliance-rootfs.sh printed %q, which holds no sshd: %v", dir, err)
+		t.Fatalf("the appliance root file system %s holds no sshd: %v", dir, err)
 	}
 	return dir
 }
@@ -190,38 +145,25 @@ func newClientKey(t *testing.T) clientKey {
 // container is a throwaway copy of the root file system with Luna and sshd
 // enabled, booted with systemd-nspawn on the host's network.
 type container struct {
-	t                  *testing.T
-	dir, root, machine string
-	sshPort, apiPort   int
-	healthPort         int
-	nspawn             *exec.Cmd
-	exited             chan error
-	console            *syncBuffer
-	leader             int
+	*nspawn.Machine
+	t                *testing.T
+	sshPort, apiPort int
+	healthPort       int
 }
 
 func newContainer(t *testing.T, rootfs, luna, lunactl string, key clientKey) *container {
 	t.Helper()
-	dir, err := os.MkdirTemp(filepath.Dir(rootfs), "deploy-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := &container{
-		t: t, dir: dir, root: filepath.Join(dir, "root"),
-		machine: "luna-deploy-" + strings.TrimPrefix(filepath.Base(dir), "deploy-e2e-"),
+		Machine: nspawn.Copy(t, rootfs, "luna-deploy"),
+		t:       t,
 		sshPort: freePort(t), apiPort: freePort(t), healthPort: freePort(t),
-		console: &syncBuffer{},
 	}
-	t.Cleanup(c.remove)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if _, err := run(ctx, "cp", "-a", "--reflink=auto", rootfs, c.root); err != nil {
+	if _, err := run(ctx, filepath.Join(repoRoot(), "scripts", "install.sh"), "--prefix", c.Root, "--bin", luna, "--lunactl", lunactl, "--enable"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := run(ctx, filepath.Join(repoRoot(), "scripts", "install.sh"), "--prefix", c.root, "--bin", luna, "--lunactl", lunactl, "--enable"); err != nil {
-		t.Fatal(err)
-	}
-	env := c.read("etc/luna/luna.env")
+	env := c.Read("etc/luna/luna.env")
 	for name, port := range map[string]int{"LUNA_API_HOST_PORT": c.apiPort, "LUNA_HEALTH_HOST_PORT": c.healthPort} {
 		line := fmt.Sprintf("%s=127.0.0.1:%d", name, port)
 		if !strings.Contains(env, "\n"+name+"=") {
@@ -236,13 +178,13 @@ func newContainer(t *testing.T, rootfs, luna, lunactl string, key clientKey) *co
 		}
 		env = strings.Join(lines, "\n")
 	}
-	c.write("etc/luna/luna.env", env, 0o600)
+	c.Write("etc/luna/luna.env", env, 0o600)
 
 	// sshd: unmasked, enabled, on a loopback port of its own.
-	if err := os.Remove(filepath.Join(c.root, "etc/systemd/system/ssh.service")); err != nil {
+	if err := os.Remove(filepath.Join(c.Root, "etc/systemd/system/ssh.service")); err != nil {
 		t.Fatalf("unmasking ssh.service: %v", err)
 	}
-	wants := filepath.Join(c.root, "etc/systemd/system/multi-user.target.wants")
+	wants := filepath.Join(c.Root, "etc/systemd/system/multi-user.target.wants")
 	if err := os.MkdirAll(wants, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -252,39 +194,19 @@ func newContainer(t *testing.T, rootfs, luna, lunactl string, key clientKey) *co
 	if err := os.Symlink("/lib/systemd/system/ssh.service", link); err != nil {
 		t.Fatal(err)
 	}
-	c.write("etc/ssh/sshd_config.d/luna-test.conf",
+	c.Write("etc/ssh/sshd_config.d/luna-test.conf",
 		fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nPermitRootLogin prohibit-password\nUseDNS no\n", c.sshPort), 0o644)
-	if err := os.MkdirAll(filepath.Join(c.root, "root/.ssh"), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(c.Root, "root/.ssh"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	c.write("root/.ssh/authorized_keys", string(key.authorized), 0o600)
+	c.Write("root/.ssh/authorized_keys", string(key.authorized), 0o600)
 	return c
-}
-
-func (c *container) write(rel, content string, mode os.FileMode) {
-	c.t.Helper()
-	p := filepath.Join(c.root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		c.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *container) read(rel string) string {
-	c.t.Helper()
-	b, err := os.ReadFile(filepath.Join(c.root, rel))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return string(b)
 }
 
 // hostKeyLine is the known_hosts line for the container's ed25519 host key.
 func (c *container) hostKeyLine() string {
 	c.t.Helper()
-	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.read("etc/ssh/ssh_host_ed25519_key.pub")))
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.Read("etc/ssh/ssh_host_ed25519_key.pub")))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -296,34 +218,9 @@ func (c *container) hostKeyLine() string {
 func (c *container) boot() {
 	t := c.t
 	t.Helper()
-	c.nspawn = exec.Command("systemd-nspawn", "-D", c.root, "--machine="+c.machine,
-		"--register=no", "--keep-unit", "-b", "--console=read-only")
-	c.nspawn.Stdout, c.nspawn.Stderr = c.console, c.console
-	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := c.nspawn.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c.exited = make(chan error, 1)
-	go func() { c.exited <- c.nspawn.Wait() }()
-	t.Cleanup(c.shutdown)
-	if !waitFor(30*time.Second, 50*time.Millisecond, func() bool {
-		if c.hasExited() {
-			return true
-		}
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", c.nspawn.Process.Pid, c.nspawn.Process.Pid))
-		for _, f := range strings.Fields(string(b)) {
-			pid, _ := strconv.Atoi(f)
-			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "systemd" {
-				c.leader = pid
-				return true
-			}
-		}
-		return false
-	}) || c.leader == 0 {
-		t.Fatalf("the container's systemd did not start:\n%s", tail(c.console.String(), 40))
-	}
+	c.Machine.Boot()
 	hc := &http.Client{Timeout: 2 * time.Second}
-	if !waitFor(3*time.Minute, 200*time.Millisecond, func() bool {
+	if !nspawn.WaitFor(3*time.Minute, 200*time.Millisecond, func() bool {
 		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", c.sshPort), time.Second)
 		if err != nil {
 			return false
@@ -336,38 +233,15 @@ func (c *container) boot() {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}) {
-		out, _ := c.exec("systemctl", "status", "--no-pager", "ssh.service", "luna.service")
-		t.Fatalf("sshd or Luna did not come up in the container:\n%s\n%s", out, tail(c.console.String(), 40))
+		out, _ := c.Exec("systemctl", "status", "--no-pager", "ssh.service", "luna.service")
+		t.Fatalf("sshd or Luna did not come up in the container:\n%s\n%s", out, nspawn.Tail(c.Console.String(), 40))
 	}
-}
-
-func (c *container) hasExited() bool {
-	select {
-	case err := <-c.exited:
-		c.exited <- err
-		return true
-	default:
-		return false
-	}
-}
-
-// exec runs a command inside the container and returns its output.
-func (c *container) exec(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(c.leader), "-a", "--"}, args...)...)
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_COLORS=0", "SYSTEMD_PAGER="}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("in %s: %s: %w\n%s", c.machine, strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
 }
 
 // mainPID is luna.service's main process ID inside the container.
 func (c *container) mainPID() string {
 	c.t.Helper()
-	out, err := c.exec("systemctl", "show", "-p", "MainPID", "--value", "luna.service")
+	out, err := c.Exec("systemctl", "show", "-p", "MainPID", "--value", "luna.service")
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -378,49 +252,8 @@ func (c *container) mainPID() string {
 // about the unit (OBJECT_SYSTEMD_UNIT) belong to it.
 func (c *container) journalMark(msg string) {
 	c.t.Helper()
-	c.write("root/mark.txt", "MESSAGE="+msg+"\nSYSLOG_IDENTIFIER=deploy-test\nOBJECT_SYSTEMD_UNIT=luna.service\n", 0o644)
-	if _, err := c.exec("logger", "--journald=/root/mark.txt"); err != nil {
+	c.Write("root/mark.txt", "MESSAGE="+msg+"\nSYSLOG_IDENTIFIER=deploy-test\nOBJECT_SYSTEMD_UNIT=luna.service\n", 0o644)
+	if _, err := c.Exec("logger", "--journald=/root/mark.txt"); err != nil {
 		c.t.Fatal(err)
 	}
-}
-
-func (c *container) shutdown() {
-	t := c.t
-	if t.Failed() && c.leader != 0 && !c.hasExited() {
-		if out, err := c.exec("journalctl", "--no-pager", "-b", "-n", "60", "-o", "short-precise"); err == nil {
-			t.Logf("%s journal (last lines):\n%s", c.machine, out)
-		}
-	}
-	if !c.hasExited() {
-		c.nspawn.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-		case <-time.After(60 * time.Second):
-			t.Errorf("%s did not power off in 60s; killing it", c.machine)
-			if c.leader != 0 {
-				syscall.Kill(c.leader, syscall.SIGKILL)
-			}
-			c.nspawn.Process.Kill()
-			<-c.exited
-		}
-	}
-}
-
-// remove deletes the copy unless something is still mounted inside it.
-func (c *container) remove() {
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		c.t.Errorf("not removing %s: %v", c.dir, err)
-		return
-	}
-	for _, line := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (f[4] == c.dir || strings.HasPrefix(f[4], c.dir+"/")) {
-			c.t.Errorf("not removing %s: %s is still mounted", c.dir, f[4])
-			return
-		}
-	}
-	if err := os.RemoveAll(c.dir); err != nil {
-		c.t.Errorf("removing the container copy: %v", err)
-	}
-	os.Remove(filepath.Join("/run/systemd/nspawn/propagate", c.machine))
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lunadb/luna/deploy"
 	"github.com/lunadb/luna/deploy/remote"
+	"github.com/lunadb/luna/internal/nspawn"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -79,7 +80,7 @@ func TestFleetOverSSH(t *testing.T) {
 func testLogs(t *testing.T, dialer *remote.Dialer, a, b *container) {
 	g := &group{}
 	g.set(a.instance("alpha"))
-	var out, notices syncBuffer
+	var out, notices nspawn.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -91,7 +92,7 @@ func testLogs(t *testing.T, dialer *remote.Dialer, a, b *container) {
 	}()
 	waitLine := func(what, prefix, text string) {
 		t.Helper()
-		if !waitFor(30*time.Second, 50*time.Millisecond, func() bool {
+		if !nspawn.WaitFor(30*time.Second, 50*time.Millisecond, func() bool {
 			for _, l := range strings.Split(out.String(), "\n") {
 				if strings.HasPrefix(l, prefix) && strings.Contains(l, text) {
 					return true
@@ -99,7 +100,7 @@ func testLogs(t *testing.T, dialer *remote.Dialer, a, b *container) {
 			}
 			return false
 		}) {
-			t.Fatalf("%s: no %q line with %q; output:\n%s\nnotices:\n%s", what, prefix, text, tail(out.String(), 30), notices.String())
+			t.Fatalf("%s: no %q line with %q; output:\n%s\nnotices:\n%s", what, prefix, text, nspawn.Tail(out.String(), 30), notices.String())
 		}
 	}
 
@@ -122,10 +123,10 @@ func testLogs(t *testing.T, dialer *remote.Dialer, a, b *container) {
 	}
 
 	// A dropped connection: the session's sshd process is killed.
-	if _, err := a.exec("pkill", "-f", "sshd: root@notty"); err != nil {
+	if _, err := a.Exec("pkill", "-f", "sshd: root@notty"); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(30*time.Second, 50*time.Millisecond, func() bool { return strings.Contains(notices.String(), "alpha: connection lost") }) {
+	if !nspawn.WaitFor(30*time.Second, 50*time.Millisecond, func() bool { return strings.Contains(notices.String(), "alpha: connection lost") }) {
 		t.Fatalf("no reconnection notice:\n%s", notices.String())
 	}
 	a.journalMark("mark-a2")
@@ -152,7 +153,7 @@ func testLogs(t *testing.T, dialer *remote.Dialer, a, b *container) {
 			t.Errorf("line without an instance prefix (lines mixed up?): %q", l)
 		}
 	}
-	t.Logf("merged output (last lines):\n%s\nnotices:\n%s", tail(text, 12), notices.String())
+	t.Logf("merged output (last lines):\n%s\nnotices:\n%s", nspawn.Tail(text, 12), notices.String())
 }
 
 // testHostKeyMismatch: a known_hosts entry with another key for the host
@@ -180,7 +181,7 @@ func testHostKeyMismatch(t *testing.T, key clientKey, a *container) {
 	g.set(a.instance("alpha"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = remote.Tail(ctx, g, d, remote.LogOptions{Follow: true, MinBackoff: 100 * time.Millisecond}, &syncBuffer{})
+	err = remote.Tail(ctx, g, d, remote.LogOptions{Follow: true, MinBackoff: 100 * time.Millisecond}, &nspawn.Buffer{})
 	var hk *remote.HostKeyError
 	if !errors.As(err, &hk) || !hk.Mismatch {
 		t.Fatalf("Tail with a wrong known host key: %v, want a host key mismatch", err)
@@ -197,7 +198,7 @@ func testHostKeyMismatch(t *testing.T, key clientKey, a *container) {
 // never answers stops before the second instance.
 func testRestart(t *testing.T, dialer *remote.Dialer, a, b *container) {
 	beforeA, beforeB := a.mainPID(), b.mainPID()
-	var progress syncBuffer
+	var progress nspawn.Buffer
 	err := remote.RollingRestart(context.Background(), []deploy.Instance{a.instance("alpha"), b.instance("beta")}, dialer,
 		remote.RestartOptions{Timeout: 2 * time.Minute, Interval: 200 * time.Millisecond, Progress: &deploy.Progress{W: &progress}})
 	if err != nil {
@@ -212,8 +213,8 @@ func testRestart(t *testing.T, dialer *remote.Dialer, a, b *container) {
 	if ia < 0 || ib < 0 || ia > ib {
 		t.Errorf("progress does not show alpha ready before beta's restart:\n%s", p)
 	}
-	if j, err := a.exec("journalctl", "--no-pager", "-o", "cat", "-u", "luna.service"); err != nil || strings.Count(j, "luna is serving") < 2 {
-		t.Errorf("alpha's journal does not show a second start: %v\n%s", err, tail(j, 20))
+	if j, err := a.Exec("journalctl", "--no-pager", "-o", "cat", "-u", "luna.service"); err != nil || strings.Count(j, "luna is serving") < 2 {
+		t.Errorf("alpha's journal does not show a second start: %v\n%s", err, nspawn.Tail(j, 20))
 	}
 
 	// alpha's /readyz is looked for on a port nothing listens on.
