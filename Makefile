@@ -14,7 +14,7 @@ export GOTOOLCHAIN := local
 
 BINARIES := bin/luna bin/lunactl bin/luna-deploy
 
-.PHONY: all build run test test-unit fuzz bench lint tools clean
+.PHONY: all build run test test-unit fuzz bench lint lint-check tools clean
 
 all: build
 
@@ -30,8 +30,7 @@ run: build
 
 # Every test, with the race detector; the fuzz targets' seed corpora run as
 # ordinary tests. The end-to-end tests build their own race-enabled binaries.
-test: tools
-	$(GO) vet -tags=$(TAGS) ./...
+test: lint-check
 	$(GO) test -race -tags=$(TAGS) -timeout 30m -count=1 ./...
 
 FUZZTIME ?= 60s
@@ -43,7 +42,10 @@ fuzz:
 bench:
 	$(GO) test -tags=$(TAGS) -run '^$$' -bench . -benchtime 1x -timeout 30m ./server/e2e/
 
-lint: tools
+lint: lint-check
+
+# gofmt, vet and staticcheck; make test runs them first.
+lint-check: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags=$(TAGS) ./...
 	"$$(scripts/tools.sh path staticcheck)" -tags=$(TAGS) ./...
