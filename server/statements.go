@@ -4,8 +4,6 @@ package server
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/remote"
@@ -30,8 +28,7 @@ func RunTracked(ctx context.Context, res *remote.Resolver, conn *engine.Conn, st
 	if err != nil {
 		return nil, err
 	}
-	err = keepsNoPaths(stmt, p)
-	if err == nil && p.SQL != "" {
+	if p.SQL != "" {
 		err = conn.Exec(ctx, p.SQL)
 	}
 	if ferr := p.Finish(ctx, err == nil); err == nil {
@@ -83,13 +80,8 @@ func (ss *session) openQuery(ctx context.Context, conn *engine.Conn, sql string)
 			return nil, none, err
 		}
 	}
-	last := stmts[len(stmts)-1].Text
-	p, err := res.Prepare(ctx, last)
+	p, err := res.Prepare(ctx, stmts[len(stmts)-1].Text)
 	if err != nil {
-		return nil, none, err
-	}
-	if err := keepsNoPaths(last, p); err != nil {
-		p.Finish(ctx, false)
 		return nil, none, err
 	}
 	finish = func(ok bool) error { return p.Finish(ctx, ok) }
@@ -102,37 +94,4 @@ func (ss *session) openQuery(ctx context.Context, conn *engine.Conn, sql string)
 		return nil, none, err
 	}
 	return rows, finish, nil
-}
-
-// keepsNoPaths refuses views and macros over object-store URLs: their body
-// would name the statement's local copies, which are released as soon as
-// the statement ends, so they would fail or go stale on first use.
-func keepsNoPaths(stmt string, p *remote.Statement) error {
-	if len(p.Sources) == 0 {
-		return nil
-	}
-	toks := sqltext.Tokens(stmt)
-	i := 0
-	next := func(words ...string) bool {
-		for _, w := range words {
-			if i < len(toks) && toks[i].IsWord(w) {
-				i++
-				return true
-			}
-		}
-		return false
-	}
-	if !next("CREATE") {
-		return nil
-	}
-	if next("OR") {
-		next("REPLACE")
-	}
-	next("TEMP", "TEMPORARY")
-	if i < len(toks) && (toks[i].IsWord("VIEW") || toks[i].IsWord("MACRO") || toks[i].IsWord("FUNCTION")) {
-		return fmt.Errorf("Not implemented Error: a %s over object-store URLs (%s) would read local copies that last only for one statement; "+
-			"load the data with CREATE TABLE … AS instead (--watch-interval keeps such tables up to date)",
-			strings.ToUpper(toks[i].Value), p.Sources[0].URL)
-	}
-	return nil
 }

@@ -40,11 +40,12 @@ func formatsInvolved(sql string) bool {
 }
 
 // hasFold is an ASCII case-insensitive strings.Contains for a lower-case
-// sub, without copying s (requests can be large).
+// sub, without copying s: it runs on every request, and requests can be
+// large.
 func hasFold(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
 		j := 0
-		for j < len(sub) && s[i+j]|0x20 == sub[j] || j < len(sub) && sub[j] == '_' && s[i+j] == '_' {
+		for j < len(sub) && lowerASCII(s[i+j]) == sub[j] {
 			j++
 		}
 		if j == len(sub) {
@@ -52,6 +53,13 @@ func hasFold(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // isFormatToken reports whether toks[i] starts something rewritten here:
@@ -75,10 +83,6 @@ func isFormatToken(toks []sqltext.Token, i, writeTarget int) bool {
 // rewriteFormat rewrites the call, literal or COPY target at toks[i]; the
 // text replaces toks[i] through toks[end].
 func (s *Statement) rewriteFormat(ctx context.Context, stmt string, toks []sqltext.Token, i, writeTarget int) (end int, text string, err error) {
-	if what := definesObject(toks); what != "" {
-		return 0, "", fmt.Errorf("Not implemented Error: a %s over read_xlsx or iceberg_* would read files prepared for one statement only; "+
-			"load the data with CREATE TABLE … AS instead", what)
-	}
 	if toks[i].Kind == sqltext.String {
 		if i == writeTarget {
 			return s.stageXLSX(stmt, toks, i)
@@ -123,40 +127,11 @@ type arg struct {
 // the call is resolved before DuckDB runs.
 func parseCall(stmt string, toks []sqltext.Token, i int) (call, error) {
 	c := call{name: strings.ToLower(toks[i].Value), named: map[string]arg{}}
-	depth := 0
-	var args [][]sqltext.Token
-	var cur []sqltext.Token
-	j := i + 1
-	for ; j < len(toks); j++ {
-		t := toks[j]
-		if t.Kind == sqltext.Symbol {
-			switch t.Value {
-			case "(", "[", "{":
-				depth++
-				if depth == 1 {
-					continue
-				}
-			case ")", "]", "}":
-				depth--
-				if depth == 0 {
-					if len(cur) > 0 || len(args) > 0 {
-						args = append(args, cur)
-					}
-					c.end = j
-					goto done
-				}
-			case ",":
-				if depth == 1 {
-					args = append(args, cur)
-					cur = nil
-					continue
-				}
-			}
-		}
-		cur = append(cur, t)
+	args, end, ok := splitGroup(toks, i+1)
+	if !ok {
+		return c, fmt.Errorf("Parser Error: %s( is not closed", c.name)
 	}
-	return c, fmt.Errorf("Parser Error: %s( is not closed", c.name)
-done:
+	c.end = end
 	if len(args) == 0 || len(args[0]) != 1 || args[0][0].Kind != sqltext.String {
 		return c, fmt.Errorf("Binder Error: %s: the first argument must be the path as a string literal", c.name)
 	}
@@ -804,6 +779,13 @@ func definesObject(toks []sqltext.Token) string {
 	return ""
 }
 
+// keepsStatementFiles is the error for a view or macro (what) over files
+// Luna prepares for one statement (over).
+func keepsStatementFiles(what, over string) error {
+	return fmt.Errorf("Not implemented Error: a %s over %s would read local copies that last only for one statement; "+
+		"load the data with CREATE TABLE … AS instead (--watch-interval keeps such tables up to date)", what, over)
+}
+
 // copyOptions finds COPY … TO target's option list: its tokens between
 // the parentheses, and the index of the closing one (target if none).
 func copyOptions(toks []sqltext.Token, target int) (opts [][]sqltext.Token, end int) {
@@ -814,28 +796,39 @@ func copyOptions(toks []sqltext.Token, target int) (opts [][]sqltext.Token, end 
 	if i >= len(toks) || toks[i].Value != "(" || toks[i].Kind != sqltext.Symbol {
 		return nil, target
 	}
+	opts, end, ok := splitGroup(toks, i)
+	if !ok {
+		return nil, target
+	}
+	return opts, end
+}
+
+// splitGroup splits the bracketed list that opens at toks[open] into its
+// top-level, comma-separated items, and returns the index of the bracket
+// that closes it; ok is false when it is never closed.
+func splitGroup(toks []sqltext.Token, open int) (items [][]sqltext.Token, end int, ok bool) {
 	depth := 0
 	var cur []sqltext.Token
-	for j := i; j < len(toks); j++ {
+	for j := open; j < len(toks); j++ {
 		t := toks[j]
 		if t.Kind == sqltext.Symbol {
 			switch t.Value {
-			case "(":
+			case "(", "[", "{":
 				depth++
 				if depth == 1 {
 					continue
 				}
-			case ")":
+			case ")", "]", "}":
 				depth--
 				if depth == 0 {
-					if len(cur) > 0 {
-						opts = append(opts, cur)
+					if len(cur) > 0 || len(items) > 0 {
+						items = append(items, cur)
 					}
-					return opts, j
+					return items, j, true
 				}
 			case ",":
 				if depth == 1 {
-					opts = append(opts, cur)
+					items = append(items, cur)
 					cur = nil
 					continue
 				}
@@ -843,7 +836,7 @@ func copyOptions(toks []sqltext.Token, target int) (opts [][]sqltext.Token, end 
 		}
 		cur = append(cur, t)
 	}
-	return nil, target
+	return nil, 0, false
 }
 
 // copyFormat is the format a COPY … TO writes: its FORMAT option, or

@@ -95,3 +95,20 @@ func TestFormatsInvolved(t *testing.T) {
 		}
 	}
 }
+
+func TestInvolved(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT 1":                           false,
+		"SELECT 'secre_t', 'xls', 'iceberg'": false,
+		"FROM 's3://b/k.csv'":                true,
+		"create Secret (TYPE s3)":            true,
+		"FROM duckdb_SECRETS()":              true,
+		"FROM 'Sales.XLSX'":                  true,
+		"FROM ICEBERG_SCAN('t')":             true,
+		"":                                   false,
+	} {
+		if got := Involved(sql); got != want {
+			t.Errorf("Involved(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}

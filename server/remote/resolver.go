@@ -74,14 +74,10 @@ func New(opts Options) (*Resolver, error) {
 }
 
 // Involved reports cheaply whether sql may need the resolver: it names a
-// URL, a secret, or lists secrets. Everything else goes straight to
-// DuckDB.
+// URL, a secret, an .xlsx file or an iceberg_ function, or lists secrets.
+// Everything else goes straight to DuckDB.
 func Involved(sql string) bool {
-	return strings.Contains(sql, "://") || containsFold(sql, "secret") || formatsInvolved(sql)
-}
-
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), sub)
+	return strings.Contains(sql, "://") || hasFold(sql, "secret") || formatsInvolved(sql)
 }
 
 // Statement is one statement made ready for DuckDB.
@@ -129,6 +125,9 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 	}
 
 	writeTarget := copyTarget(toks)
+	// A view or macro keeps its body: over local copies that last one
+	// statement it would fail or go stale on first use.
+	defines := definesObject(toks)
 	var b strings.Builder
 	last := 0
 	skip := 0 // formats: tokens a rewritten call already covered
@@ -136,6 +135,10 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 		switch {
 		case i < skip:
 		case isFormatToken(toks, i, writeTarget): // formats: read_xlsx, iceberg_*, COPY TO xlsx
+			if defines != "" {
+				s.Finish(ctx, false)
+				return nil, keepsStatementFiles(defines, "read_xlsx or iceberg_*")
+			}
 			end, text, err := s.rewriteFormat(ctx, stmt, toks, i, writeTarget)
 			if err != nil {
 				s.Finish(ctx, false)
@@ -148,6 +151,10 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 			loc, ok := ParseLocation(t.Value)
 			if !ok {
 				continue
+			}
+			if defines != "" {
+				s.Finish(ctx, false)
+				return nil, keepsStatementFiles(defines, "object-store URLs ("+loc.URL+")")
 			}
 			var local string
 			var err error

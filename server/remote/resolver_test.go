@@ -465,3 +465,27 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.buf.String()
 }
+
+func TestViewsOverObjectsAreRefusedBeforeDownloading(t *testing.T) {
+	b := newMemBucket()
+	b.put("v/x.csv", "n\n1\n")
+	r, _ := newTestResolver(t, b, 0)
+	ctx := context.Background()
+	for _, sql := range []string{
+		"CREATE VIEW v AS FROM 's3://bkt/v/x.csv'",
+		"create or replace temp view v as select * from read_csv('s3://bkt/v/*.csv')",
+		"CREATE MACRO m() AS TABLE FROM 's3://bkt/v/x.csv'",
+		"CREATE VIEW v AS FROM read_xlsx('s3://bkt/v/x.xlsx')",
+	} {
+		if _, err := r.Prepare(ctx, sql); err == nil || !strings.Contains(err.Error(), "CREATE TABLE … AS") {
+			t.Errorf("%s: %v", sql, err)
+		}
+	}
+	if b.downloads != 0 || b.lists != 0 {
+		t.Fatalf("refused statements reached the bucket: %d lists, %d downloads", b.lists, b.downloads)
+	}
+	// A view over local files is DuckDB's business.
+	if st, err := r.Prepare(ctx, "CREATE VIEW v AS FROM 'local.csv'"); err != nil || st.SQL != "CREATE VIEW v AS FROM 'local.csv'" {
+		t.Fatalf("local view: %v", err)
+	}
+}
