@@ -368,16 +368,9 @@ func (c *Client) group(ctx context.Context) (*astypes.AutoScalingGroup, error) {
 }
 
 func (c *Client) waitInService(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
-	start := time.Now()
-	for {
-		g, err := c.group(ctx)
-		if err != nil {
-			return err
-		}
+	return c.pollGroup(ctx, "group "+c.cfg.Name, "the instances of group "+c.cfg.Name, func(g *astypes.AutoScalingGroup, since time.Duration) (bool, string, error) {
 		if g == nil {
-			return deploy.CloudError("waiting for auto scaling group "+c.cfg.Name, errors.New("the group does not exist"))
+			return false, "", deploy.CloudError("waiting for auto scaling group "+c.cfg.Name, errors.New("the group does not exist"))
 		}
 		n := 0
 		for _, in := range g.Instances {
@@ -386,12 +379,32 @@ func (c *Client) waitInService(ctx context.Context) error {
 			}
 		}
 		if int32(n) >= aws.ToInt32(g.DesiredCapacity) {
-			c.Progress.Printf("done: %d instances of group %s in service (%s)", n, c.cfg.Name, time.Since(start).Round(time.Second))
-			return nil
+			c.Progress.Printf("done: %d instances of group %s in service (%s)", n, c.cfg.Name, since.Round(time.Second))
+			return true, "", nil
 		}
-		c.Progress.Waiting("group "+c.cfg.Name, fmt.Sprintf("%d/%d in service", n, aws.ToInt32(g.DesiredCapacity)), start)
+		return false, fmt.Sprintf("%d/%d in service", n, aws.ToInt32(g.DesiredCapacity)), nil
+	})
+}
+
+// pollGroup reads the group (nil once it is gone) every poll interval until
+// check says done, reporting check's state as progress on label; what
+// names the wait in errors.
+func (c *Client) pollGroup(ctx context.Context, label, what string, check func(g *astypes.AutoScalingGroup, since time.Duration) (done bool, state string, err error)) error {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	start := time.Now()
+	for {
+		g, err := c.group(ctx)
+		if err != nil {
+			return err
+		}
+		done, state, err := check(g, time.Since(start))
+		if done || err != nil {
+			return err
+		}
+		c.Progress.Waiting(label, state, start)
 		if err := deploy.Sleep(ctx, c.PollInterval); err != nil {
-			return fmt.Errorf("waiting for the instances of group %s: %w", c.cfg.Name, err)
+			return fmt.Errorf("waiting for %s: %w", what, err)
 		}
 	}
 }
@@ -549,23 +562,13 @@ func (c *Client) Delete(ctx context.Context) (string, error) {
 }
 
 func (c *Client) waitGone(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
-	start := time.Now()
-	for {
-		g, err := c.group(ctx)
-		if err != nil {
-			return err
-		}
+	return c.pollGroup(ctx, "deletion of group "+c.cfg.Name, "the deletion of group "+c.cfg.Name, func(g *astypes.AutoScalingGroup, since time.Duration) (bool, string, error) {
 		if g == nil {
-			c.Progress.Printf("done: deleting auto scaling group %s (%s)", c.cfg.Name, time.Since(start).Round(time.Second))
-			return nil
+			c.Progress.Printf("done: deleting auto scaling group %s (%s)", c.cfg.Name, since.Round(time.Second))
+			return true, "", nil
 		}
-		c.Progress.Waiting("deletion of group "+c.cfg.Name, aws.ToString(g.Status)+fmt.Sprintf(", %d instances", len(g.Instances)), start)
-		if err := deploy.Sleep(ctx, c.PollInterval); err != nil {
-			return fmt.Errorf("waiting for the deletion of group %s: %w", c.cfg.Name, err)
-		}
-	}
+		return false, aws.ToString(g.Status) + fmt.Sprintf(", %d instances", len(g.Instances)), nil
+	})
 }
 
 func isNotFound(err error) bool {
