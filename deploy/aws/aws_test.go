@@ -284,26 +284,7 @@ func TestPlans(t *testing.T) {
 		if err := deploy.WriteRequests(&buf, reqs); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, filepath.Join("testdata", "plan-"+name+".json"), buf.String())
-	}
-}
-
-func golden(t *testing.T, file, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n%s", file, got)
+		cloudfake.Golden(t, filepath.Join("testdata", "plan-"+name+".json"), buf.String(), *update)
 	}
 }
 

@@ -205,27 +205,10 @@ func TestDryRun(t *testing.T) {
 		if strings.Contains(r.stdout, "s3cret") {
 			t.Errorf("%s: the dry run shows the password", tc.name)
 		}
-		golden(t, filepath.Join("testdata", "dry-run-"+tc.name+".json"), r.stdout)
+		cloudfake.Golden(t, filepath.Join("testdata", "dry-run-"+tc.name+".json"), r.stdout, *update)
 	}
 	if n := h.requests(); n != 0 {
 		t.Errorf("dry runs sent %d requests, want 0", n)
-	}
-}
-
-func golden(t *testing.T, file, got string) {
-	t.Helper()
-	if *update {
-		os.MkdirAll(filepath.Dir(file), 0o755)
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs; got:\n%s", file, got)
 	}
 }
 
