@@ -29,10 +29,6 @@ type Change struct {
 // Any reports whether anything changed.
 func (c Change) Any() bool { return c.New+c.Changed+c.Deleted > 0 }
 
-func (c Change) String() string {
-	return fmt.Sprintf("%d new, %d changed, %d deleted", c.New, c.Changed, c.Deleted)
-}
-
 // Changes lists the objects each source names now and compares them with
 // the versions the statement read. It downloads nothing: a listing carries
 // each object's version.
