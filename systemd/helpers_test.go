@@ -10,21 +10,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
-)
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
+	"github.com/lunadb/luna/internal/nspawn"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	nspawn.RemoveBinaries()
 	os.Exit(code)
 }
 
@@ -37,26 +30,7 @@ func repoRoot() string {
 // run inside the appliance) once per test binary and returns their paths.
 func binaries(t *testing.T) (luna, lunactl string) {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "luna-systemd-bin-")
-		if buildErr != nil {
-			return
-		}
-		for _, name := range []string{"luna", "lunactl"} {
-			args := []string{"build", "-tags=duckdb_arrow", "-o", filepath.Join(buildDir, name), "./cmd/" + name}
-			cmd := exec.Command("go", args...)
-			cmd.Dir = repoRoot()
-			cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(buildDir, "luna"), filepath.Join(buildDir, "lunactl")
+	return nspawn.Binaries(t, repoRoot())
 }
 
 // needTools fails the test when a tool the tests rely on is missing: a

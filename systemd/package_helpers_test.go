@@ -39,6 +39,8 @@ func releaseDir(t *testing.T) string {
 	t.Helper()
 	luna, lunactl := binaries(t)
 	debsOnce.Do(func() {
+		// Next to the binaries, removed with them.
+		buildDir := filepath.Dir(luna)
 		pkgTool = filepath.Join(buildDir, "luna-package")
 		cmd := exec.Command("go", "build", "-o", pkgTool, "./cmd/luna-package")
 		cmd.Dir = repoRoot()

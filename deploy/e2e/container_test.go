@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,17 +23,9 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	nspawn.RemoveBinaries()
 	os.Exit(code)
 }
 
@@ -47,26 +38,7 @@ func repoRoot() string {
 // containers) once per test binary.
 func binaries(t *testing.T) (luna, lunactl string) {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "luna-deploy-e2e-bin-")
-		if buildErr != nil {
-			return
-		}
-		for _, name := range []string{"luna", "lunactl"} {
-			args := []string{"build", "-tags=duckdb_arrow", "-o", filepath.Join(buildDir, name), "./cmd/" + name}
-			cmd := exec.Command("go", args...)
-			cmd.Dir = repoRoot()
-			cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(buildDir, "luna"), filepath.Join(buildDir, "lunactl")
+	return nspawn.Binaries(t, repoRoot())
 }
 
 // needs fails (rather than skips: a skipped test would hide that nothing

@@ -300,3 +300,43 @@ func (b *Buffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+var builds struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// Binaries builds luna and lunactl as they are installed in an appliance
+// (no race detector: they run inside the container), once per test
+// binary. RemoveBinaries deletes them; call it from TestMain.
+func Binaries(tb testing.TB, repo string) (luna, lunactl string) {
+	tb.Helper()
+	builds.once.Do(func() {
+		builds.dir, builds.err = os.MkdirTemp("", "luna-appliance-bin-")
+		if builds.err != nil {
+			return
+		}
+		for _, name := range []string{"luna", "lunactl"} {
+			args := []string{"build", "-tags=duckdb_arrow", "-o", filepath.Join(builds.dir, name), "./cmd/" + name}
+			cmd := exec.Command("go", args...)
+			cmd.Dir = repo
+			cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				builds.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+				return
+			}
+		}
+	})
+	if builds.err != nil {
+		tb.Fatal(builds.err)
+	}
+	return filepath.Join(builds.dir, "luna"), filepath.Join(builds.dir, "lunactl")
+}
+
+// RemoveBinaries deletes what Binaries built.
+func RemoveBinaries() {
+	if builds.dir != "" {
+		os.RemoveAll(builds.dir)
+	}
+}
