@@ -37,6 +37,8 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -tags=$(TAGS) -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./server/wire/
 	$(GO) test -tags=$(TAGS) -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./server/wire/
+	$(GO) test -tags=$(TAGS) -run '^$$' -fuzz FuzzKeyPath -fuzztime $(FUZZTIME) ./server/remote/
+	$(GO) test -tags=$(TAGS) -run '^$$' -fuzz FuzzRedact -fuzztime $(FUZZTIME) ./server/sqltext/
 
 # Benchmarks against in-process DuckDB, measured in the same run.
 bench:

@@ -10,7 +10,9 @@
 package server
 
 import (
+	"container/list"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,8 +35,23 @@ type Options struct {
 	MaxRequestBytes int
 	// MaxConnections caps concurrent connections (0: no cap).
 	MaxConnections int
-	// QueryTimeout caps one request's run time, streaming included (0: none).
+	// QueryTimeout caps one request's run time, streaming and blocked
+	// writes to the client included (0: none).
 	QueryTimeout time.Duration
+	// AuthTimeout closes a connection that has not completed AUTH within
+	// it (0: none). Only applies when Password is set.
+	AuthTimeout time.Duration
+	// IdleTimeout closes an authenticated connection that sends no request
+	// within it after the last one was answered (0: none).
+	IdleTimeout time.Duration
+	// WriteTimeout closes a connection whose client has not taken one
+	// flushed part of a response (at most about wire.FlushSize) within
+	// it (0: none).
+	WriteTimeout time.Duration
+	// MaxUnauthenticated caps connections that have not completed AUTH
+	// yet; when full, the oldest of them is dropped for a new one (0: half
+	// of MaxConnections, at most 64; 64 without MaxConnections).
+	MaxUnauthenticated int
 	// Resolver, when set, resolves object-store URLs and secrets in
 	// statements; without it statements go to DuckDB unchanged.
 	Resolver *remote.Resolver
@@ -69,8 +86,12 @@ var ErrServerClosed = errors.New("luna: server closed")
 // Causes of a request's interruption; they become the error text the
 // client sees.
 var (
-	errClientGone   = errors.New("connection closed by client")
-	errShuttingDown = errors.New("server is shutting down")
+	errClientGone    = errors.New("connection closed by client")
+	errShuttingDown  = errors.New("server is shutting down")
+	errClientStalled = errors.New("client stopped reading the response")
+	errAuthTimeout   = errors.New("AUTH not completed in time (--auth-timeout)")
+	errIdle          = errors.New("connection idle (--idle-timeout)")
+	errEvicted       = errors.New("unauthenticated connection dropped for a newer one (--max-unauthenticated-connections)")
 )
 
 // Server serves the Luna protocol on one shared database.
@@ -79,10 +100,15 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	auth *authLimiter
+	// want is the password's digest: compared as digests, passwords of
+	// any length take the same time.
+	want [sha256.Size]byte
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
+	counted   int           // sessions held against MaxConnections: evicted ones leave at once
+	unauth    list.List     // of *session not yet authenticated, oldest first
 	draining  chan struct{} // closed when Shutdown starts
 	idle      chan struct{} // signalled when a session ends
 	closed    bool
@@ -109,11 +135,18 @@ func New(db *engine.DB, opts Options, log *slog.Logger) *Server {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
+	if opts.MaxUnauthenticated <= 0 {
+		opts.MaxUnauthenticated = 64
+		if opts.MaxConnections > 0 {
+			opts.MaxUnauthenticated = max(1, min(opts.MaxConnections/2, 64))
+		}
+	}
 	return &Server{
 		db:        db,
 		opts:      opts,
 		log:       log,
 		auth:      newAuthLimiter(),
+		want:      passwordDigest(opts.Password),
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
 		draining:  make(chan struct{}),
@@ -176,23 +209,68 @@ func (s *Server) shuttingDown() bool {
 }
 
 // track registers a new session, or reports why it must be refused.
+//
+// Connections still to authenticate are capped at MaxUnauthenticated, so
+// they can never take all of MaxConnections from authenticated clients.
+// When that cap or MaxConnections is reached and an unauthenticated
+// connection is open, the oldest of them is dropped instead of refusing
+// the new one: a flood of idle connections then only shortens each one's
+// life, and a client that authenticates at once still gets in.
 func (s *Server) track(ss *session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errShuttingDown
 	}
-	if max := s.opts.MaxConnections; max > 0 && len(s.sessions) >= max {
-		return fmt.Errorf("too many connections: the server allows %d (--max-connections)", max)
+	limit := s.opts.MaxConnections
+	full := limit > 0 && s.counted >= limit
+	if ss.needAuth && s.unauth.Len() >= s.opts.MaxUnauthenticated || full && s.unauth.Len() > 0 {
+		old := s.unauth.Remove(s.unauth.Front()).(*session)
+		old.unauthEl = nil
+		old.evicted = true
+		s.counted--
+		old.log.Debug("dropping unauthenticated connection for a newer one")
+		old.cancel(errEvicted)
+		old.nc.Close()
+		full = false
+	}
+	if full {
+		return fmt.Errorf("too many connections: the server allows %d (--max-connections)", limit)
 	}
 	s.sessions[ss] = struct{}{}
+	s.counted++
+	if ss.needAuth {
+		ss.unauthEl = s.unauth.PushBack(ss)
+	}
 	s.open.Add(1)
 	return nil
+}
+
+// authenticated moves ss out of the unauthenticated connections; false
+// means it was dropped meanwhile.
+func (s *Server) authenticated(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.evicted {
+		return false
+	}
+	if ss.unauthEl != nil {
+		s.unauth.Remove(ss.unauthEl)
+		ss.unauthEl = nil
+	}
+	return true
 }
 
 func (s *Server) untrack(ss *session) {
 	s.mu.Lock()
 	delete(s.sessions, ss)
+	if ss.unauthEl != nil {
+		s.unauth.Remove(ss.unauthEl)
+		ss.unauthEl = nil
+	}
+	if !ss.evicted {
+		s.counted--
+	}
 	s.mu.Unlock()
 	s.open.Add(-1)
 	select {

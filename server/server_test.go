@@ -308,27 +308,110 @@ func TestAuth(t *testing.T) {
 		r.wantStatus("AUTH", "DENIED")
 		r.wantClosed()
 	})
-	t.Run("repeated failures slow down", func(t *testing.T) {
+	t.Run("repeated failures slow the address, right password included", func(t *testing.T) {
 		var last time.Duration
-		for i := range 4 {
+		for range 4 {
 			r := ts.raw(t)
 			start := time.Now()
 			r.send("AUTH bad\r\n")
 			r.wantStatus("AUTH", "DENIED")
-			d := time.Since(start)
-			if i > 0 && d < last {
-				t.Fatalf("failure %d answered in %v, faster than %v", i, d, last)
-			}
-			last = d
+			last = time.Since(start)
 		}
-		if last < 400*time.Millisecond {
+		if last < 250*time.Millisecond {
 			t.Fatalf("fourth failure answered in %v", last)
 		}
-		// A success clears the penalty.
+		// The right password waits the address's penalty too, so the
+		// answer time says nothing; then the penalty is cleared.
 		r := ts.raw(t)
+		start := time.Now()
 		r.send("AUTH s3cr3t pw\r\n")
 		r.wantStatus("AUTH", "OK")
+		if d := time.Since(start); d < 500*time.Millisecond {
+			t.Fatalf("right password answered in %v during the penalty", d)
+		}
+		r = ts.raw(t)
+		start = time.Now()
+		r.send("AUTH s3cr3t pw\r\n")
+		r.wantStatus("AUTH", "OK")
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Fatalf("penalty not cleared by a success: %v", d)
+		}
 	})
+}
+
+func TestPreAuthRequestLimit(t *testing.T) {
+	ts := start(t, server.Options{Password: "pw"})
+	// Refused on the length alone, before the body is sent.
+	r := ts.raw(t)
+	r.send("$100000\r\n")
+	r.wantStatus("$10000", "exceeds the limit of 4096 bytes before AUTH")
+	r.wantClosed()
+	// After AUTH, even pipelined right behind it, --max-request-bytes applies.
+	r = ts.raw(t)
+	big := "SELECT length('" + strings.Repeat("y", 100000) + "') AS n"
+	r.send("AUTH pw\r\n" + cmd("q:", big))
+	r.wantStatus("AUTH", "OK")
+	if tb := r.read(); len(tb.rows) != 1 || tb.rows[0][0] != "100000" {
+		t.Fatalf("got %v", tb.rows)
+	}
+}
+
+func TestAuthTimeout(t *testing.T) {
+	ts := start(t, server.Options{Password: "pw", AuthTimeout: 300 * time.Millisecond})
+	for _, send := range []string{"", "$1000\r\n", "AUTH p"} {
+		r := ts.raw(t)
+		r.send(send)
+		start := time.Now()
+		r.wantClosed()
+		if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+			t.Errorf("sent %q: closed after %v, want about 300ms", send, d)
+		}
+	}
+	// A client that authenticates in time is not affected later.
+	c := ts.dial(t, client.Options{Password: "pw"})
+	time.Sleep(500 * time.Millisecond)
+	if err := c.Exec(ctx(t), "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	ts := start(t, server.Options{IdleTimeout: 300 * time.Millisecond})
+	c := ts.dial(t, client.Options{})
+	// A request that runs longer than the idle timeout is not idleness.
+	if err := c.Exec(ctx(t), "SELECT count(*) FROM range(1000000000)"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := c.Exec(ctx(t), "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	r := ts.raw(t)
+	start := time.Now()
+	r.wantClosed()
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("idle connection closed after %v", d)
+	}
+}
+
+// TestUnauthenticatedCannotLockOut: connections that never authenticate
+// hold at most --max-unauthenticated-connections, and a new one replaces
+// the oldest, so a real client still gets in.
+func TestUnauthenticatedCannotLockOut(t *testing.T) {
+	ts := start(t, server.Options{Password: "pw", MaxConnections: 4})
+	in := ts.dial(t, client.Options{Password: "pw"})
+	for range 10 {
+		ts.raw(t) // never sends anything
+	}
+	if !waitFor(5*time.Second, func() bool { return ts.OpenConnections() == 3 }) {
+		t.Fatalf("%d connections open, want 1 + 2 unauthenticated", ts.OpenConnections())
+	}
+	c := ts.dial(t, client.Options{Password: "pw"})
+	for _, c := range []*client.Conn{in, c} {
+		if err := c.Exec(ctx(t), "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestMaxConnections(t *testing.T) {

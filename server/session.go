@@ -3,13 +3,14 @@
 package server
 
 import (
+	"container/list"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -33,8 +34,24 @@ type session struct {
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	authed bool
 	conn   *engine.Conn // opened on first use
+
+	// needAuth: the server has a password. authed is the serving
+	// goroutine's; authOK is closed when it becomes true, which lets the
+	// reader go on past the AUTH line under the limits that then apply.
+	needAuth  bool
+	authed    bool
+	authOK    chan struct{}
+	authTimer *time.Timer
+	// unauthEl and evicted belong to the server's mutex.
+	unauthEl *list.Element
+	evicted  bool
+
+	// reqDeadline is when the request being answered must be done
+	// (--query-timeout), writes to the client included; zero: never.
+	reqDeadline time.Time
+	// writeDeadline is the one last set on nc, to skip setting it again.
+	writeDeadline time.Time
 
 	closeOnce sync.Once
 }
@@ -51,19 +68,21 @@ type parsed struct {
 func (s *Server) serveConn(nc net.Conn) {
 	remote := nc.RemoteAddr().String()
 	ss := &session{
-		srv:    s,
-		nc:     nc,
-		bw:     wire.NewWriter(nc),
-		remote: remote,
-		log:    s.log.With("remote", remote),
+		srv:      s,
+		nc:       nc,
+		bw:       wire.NewWriter(nc),
+		remote:   remote,
+		log:      s.log.With("remote", remote),
+		needAuth: s.opts.Password != "",
 	}
+	ss.authed = !ss.needAuth
 	ss.ctx, ss.cancel = context.WithCancelCause(context.Background())
 	defer ss.close()
 
 	if err := s.track(ss); err != nil {
 		ss.log.Warn("connection refused", "err", err)
 		ss.status("", err.Error())
-		ss.bw.Flush()
+		ss.flush()
 		return
 	}
 	defer s.untrack(ss)
@@ -76,23 +95,60 @@ func (s *Server) serveConn(nc net.Conn) {
 
 	ss.log.Debug("connection opened")
 	start := time.Now()
-	defer func() { ss.log.Debug("connection closed", "duration", time.Since(start)) }()
+	defer func() {
+		ss.log.Debug("connection closed", "duration", time.Since(start), "cause", context.Cause(ss.ctx))
+	}()
 
 	ss.rd = wire.NewReader(nc, s.opts.MaxRequestBytes)
+	if ss.needAuth {
+		// Before AUTH nothing but AUTH is accepted: no reason to buffer a
+		// large request, or to wait for one forever.
+		ss.rd.SetLimit(wire.PreAuthMaxBytes, "before AUTH")
+		ss.authOK = make(chan struct{})
+		if t := s.opts.AuthTimeout; t > 0 {
+			ss.authTimer = time.AfterFunc(t, func() {
+				ss.log.Debug("AUTH not completed in time; closing connection", "auth_timeout", t)
+				ss.cancel(errAuthTimeout)
+				nc.Close()
+			})
+			defer ss.authTimer.Stop()
+		}
+	}
 	// One request is read ahead: enough to notice EOF during a query and to
 	// keep pipelined requests flowing, while a connection never buffers
 	// more than two requests' worth of memory.
 	reqs := make(chan parsed, 1)
 	go ss.read(reqs)
 
+	// The idle timer runs only while the session waits for a request, so
+	// a long query is never taken for idleness. Before AUTH it adds to
+	// --auth-timeout (which also bounds the AUTH line and its check).
+	var idle *time.Timer
+	if s.opts.IdleTimeout > 0 {
+		idle = time.NewTimer(s.opts.IdleTimeout)
+		idle.Stop()
+		defer idle.Stop()
+	}
 	for {
+		var idleC <-chan time.Time
+		if idle != nil {
+			idle.Reset(s.opts.IdleTimeout)
+			idleC = idle.C
+		}
 		var p parsed
 		select {
 		case p = <-reqs:
+		case <-idleC:
+			ss.log.Debug("connection idle; closing it", "idle_timeout", s.opts.IdleTimeout)
+			ss.cancel(errIdle)
+			return
 		case <-s.draining:
 			return
 		case <-ss.ctx.Done():
 			return
+		}
+		if idle != nil {
+			idle.Stop()
 		}
 		if s.shuttingDown() {
 			// A request that arrives while draining is not started.
@@ -101,14 +157,17 @@ func (s *Server) serveConn(nc net.Conn) {
 		if !ss.serve(p) {
 			return
 		}
-		// Flush only when no further pipelined request is waiting, so a
-		// burst of requests is answered with few writes.
-		if len(reqs) == 0 && !p.more {
-			if err := ss.bw.Flush(); err != nil {
-				ss.cancel(errClientGone)
+		// Flush when no further pipelined request is waiting, so a burst of
+		// requests is answered with few writes, and whenever FlushSize is
+		// buffered: a client that sends without reading then meets TCP's
+		// push-back (and the write deadline) instead of growing the buffer.
+		if ss.bw.Buffered() >= wire.FlushSize || len(reqs) == 0 && !p.more {
+			if err := ss.flush(); err != nil {
+				ss.writeFailed(err)
 				return
 			}
 		}
+		ss.reqDeadline = time.Time{}
 	}
 }
 
@@ -120,10 +179,7 @@ func (ss *session) read(out chan<- parsed) {
 		req, err := ss.rd.Next()
 		var fe *wire.FramingError
 		if err != nil && !errors.As(err, &fe) {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) {
-				ss.log.Debug("read failed", "err", err)
-			}
-			ss.cancel(errClientGone)
+			ss.readFailed(err)
 			return
 		}
 		select {
@@ -134,7 +190,66 @@ func (ss *session) read(out chan<- parsed) {
 		if err != nil {
 			return
 		}
+		if req.Kind == wire.Auth && ss.authOK != nil {
+			// What follows AUTH is parsed under the limit its verdict sets:
+			// wait for it, noticing meanwhile a client that leaves.
+			if err := ss.rd.Wait(); err != nil {
+				ss.readFailed(err)
+				return
+			}
+			select {
+			case <-ss.authOK:
+				ss.rd.SetLimit(ss.srv.opts.MaxRequestBytes, "(--max-request-bytes)")
+				ss.authOK = nil
+			case <-ss.ctx.Done():
+				return
+			}
+		}
 	}
+}
+
+func (ss *session) readFailed(err error) {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) {
+		ss.log.Debug("read failed", "err", err)
+	}
+	ss.cancel(errClientGone)
+}
+
+// flush sends what is buffered under the write deadline: the request's
+// own (--query-timeout), or --write-timeout from now, whichever is first.
+func (ss *session) flush() error {
+	var dl time.Time
+	now := time.Now()
+	wt := ss.srv.opts.WriteTimeout
+	if rd := ss.reqDeadline; !rd.IsZero() && rd.After(now) {
+		dl = rd
+	} else if !rd.IsZero() && wt <= 0 {
+		// The request ran out of time and the answer says so: give that
+		// answer as long again, not forever.
+		wt = ss.srv.opts.QueryTimeout
+	}
+	if wt > 0 && (dl.IsZero() || now.Add(wt).Before(dl)) {
+		dl = now.Add(wt)
+	}
+	if !dl.Equal(ss.writeDeadline) {
+		if err := ss.nc.SetWriteDeadline(dl); err != nil {
+			return fmt.Errorf("set write deadline: %w", err)
+		}
+		ss.writeDeadline = dl
+	}
+	return ss.bw.Flush()
+}
+
+// writeFailed ends the session after a failed write: the client is gone,
+// or stopped reading past the write deadline.
+func (ss *session) writeFailed(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		ss.log.Warn("client stopped reading; closing connection", "written_bytes", ss.bw.Written(), "query_timeout", ss.srv.opts.QueryTimeout, "write_timeout", ss.srv.opts.WriteTimeout)
+		ss.cancel(errClientStalled)
+		return
+	}
+	ss.log.Debug("write failed", "err", err)
+	ss.cancel(errClientGone)
 }
 
 // serve answers one request and reports whether the session goes on.
@@ -146,29 +261,32 @@ func (ss *session) serve(p parsed) bool {
 		errors.As(p.err, &fe)
 		ss.log.Warn("malformed request; closing connection", "err", fe.Msg)
 		ss.status(fe.Seen, fe.Error())
-		ss.bw.Flush()
+		ss.flush()
 		obs.Request("malformed", "error", time.Since(start))
 		return false
 	}
 	req := p.req
 	if req.Kind == wire.Auth {
-		ok := ss.authenticate(req.Text)
-		obs.Request("auth", outcome(ok, "denied"), time.Since(start))
+		ok, res := ss.authenticate(req.Text)
+		obs.Request("auth", res, time.Since(start))
 		return ok
 	}
-	if ss.srv.opts.Password != "" && !ss.authed {
+	if !ss.authed {
+		// No password is checked, so nothing to rate-limit.
 		ss.log.Warn("request before AUTH denied", "kind", req.Kind)
 		obs.AuthFailed()
-		ss.srv.auth.failed(ss.ctx, ss.remote)
 		ss.status(wire.AuthInput, wire.Denied)
-		ss.bw.Flush()
+		ss.flush()
 		obs.Request(req.Kind.String(), "denied", time.Since(start))
 		return false
 	}
 
 	ctx, cancel := ss.ctx, context.CancelFunc(func() {})
 	if t := ss.srv.opts.QueryTimeout; t > 0 {
-		ctx, cancel = context.WithTimeoutCause(ctx, t, fmt.Errorf("query timeout: the request ran longer than %v (--query-timeout)", t))
+		// The same deadline bounds writes (flush), so a client that stops
+		// reading cannot hold the request past it.
+		ss.reqDeadline = start.Add(t)
+		ctx, cancel = context.WithDeadlineCause(ctx, ss.reqDeadline, fmt.Errorf("query timeout: the request ran longer than %v (--query-timeout)", t))
 	}
 	defer cancel()
 
@@ -219,20 +337,38 @@ func (ss *session) engineConn() (*engine.Conn, error) {
 // errBroken marks a failure after which the connection cannot go on.
 var errBroken = errors.New("connection broken")
 
-func (ss *session) authenticate(password string) bool {
-	want := ss.srv.opts.Password
-	if want == "" || subtle.ConstantTimeCompare([]byte(password), []byte(want)) == 1 {
-		ss.authed = true
-		ss.srv.auth.succeeded(ss.remote)
+// authenticate checks an AUTH line and answers it; it reports whether the
+// session goes on, and the outcome for metrics.
+func (ss *session) authenticate(password string) (bool, string) {
+	if !ss.needAuth {
 		ss.status(wire.AuthInput, wire.OK)
-		return true
+		return true, "ok"
 	}
-	ss.log.Warn("authentication failed")
-	ss.srv.opts.Observer.AuthFailed()
-	ss.srv.auth.failed(ss.ctx, ss.remote)
-	ss.status(wire.AuthInput, wire.Denied)
-	ss.bw.Flush()
-	return false
+	good, err := ss.srv.auth.check(ss.ctx, ss.remote, func() bool { return passwordMatches(password, ss.srv.want) })
+	if err != nil {
+		// Gone, timed out or dropped while waiting for the source's turn.
+		ss.log.Debug("AUTH abandoned before its check", "cause", err)
+		return false, "aborted"
+	}
+	if !good {
+		ss.log.Warn("authentication failed")
+		ss.srv.opts.Observer.AuthFailed()
+		ss.status(wire.AuthInput, wire.Denied)
+		ss.flush()
+		return false, "denied"
+	}
+	if !ss.authed {
+		if ss.authTimer != nil && !ss.authTimer.Stop() {
+			return false, "aborted" // --auth-timeout struck first
+		}
+		if !ss.srv.authenticated(ss) {
+			return false, "aborted"
+		}
+		ss.authed = true
+		close(ss.authOK)
+	}
+	ss.status(wire.AuthInput, wire.OK)
+	return true, "ok"
 }
 
 func (ss *session) exec(ctx context.Context, sql string) error {
@@ -296,7 +432,7 @@ func (ss *session) query(ctx context.Context, sql string) error {
 			// client takes it for complete, then drop the connection.
 			ss.log.Warn("query failed mid-result; closing connection", "rows_sent", st.Rows(), "err", err)
 			wire.WriteAbort(ss.bw, err.Error())
-			ss.bw.Flush()
+			ss.flush()
 			return errBroken
 		}
 		if rec == nil {
@@ -305,7 +441,10 @@ func (ss *session) query(ctx context.Context, sql string) error {
 		err = st.Write(rec)
 		rec.Release()
 		if err == nil && ss.bw.Buffered() >= wire.FlushSize {
-			err = ss.bw.Flush()
+			if err = ss.flush(); err != nil {
+				ss.writeFailed(err)
+				return errBroken
+			}
 		}
 		if err != nil {
 			ss.cancel(errClientGone)

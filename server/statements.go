@@ -29,7 +29,7 @@ func RunTracked(ctx context.Context, res *remote.Resolver, conn *engine.Conn, st
 		return nil, err
 	}
 	if p.SQL != "" {
-		err = conn.Exec(ctx, p.SQL)
+		err = p.ClientError(conn.Exec(ctx, p.SQL))
 	}
 	if ferr := p.Finish(ctx, err == nil); err == nil {
 		err = ferr
@@ -91,7 +91,7 @@ func (ss *session) openQuery(ctx context.Context, conn *engine.Conn, sql string)
 	rows, err = conn.Query(ctx, p.SQL, ss.srv.opts.BatchRows)
 	if err != nil {
 		finish(false)
-		return nil, none, err
+		return nil, none, p.ClientError(err)
 	}
 	return rows, finish, nil
 }

@@ -423,7 +423,7 @@ func TestDebAppliance(t *testing.T) {
 
 	// Purge: nothing left.
 	apt("purge", "luna")
-	for _, p := range []string{"/etc/luna", "/var/lib/luna", "/var/lib/private/luna",
+	for _, p := range []string{"/etc/luna", "/var/lib/luna", "/var/lib/private/luna", "/var/lib/luna-home", "/var/lib/private/luna-home",
 		"/etc/systemd/system/multi-user.target.wants/luna.service", "/etc/systemd/system/luna.service",
 		"/var/lib/systemd/deb-systemd-helper-enabled/luna.service.dsh-also",
 		"/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/luna.service"} {

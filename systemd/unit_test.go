@@ -155,12 +155,15 @@ func TestEnvFile(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"LUNA_API_HOST_PORT":    "0.0.0.0:7688",
-		"LUNA_HEALTH_HOST_PORT": "0.0.0.0:7689",
-		"LUNA_INIT_SQL":         "/etc/luna/init.d",
-		"LUNA_DB_HOME_DIR":      "/var/lib/luna",
-		"LUNA_TEMP_DIR":         "/var/lib/luna/tmp",
-		"LUNA_LOG_FORMAT":       "json",
+		"LUNA_API_HOST_PORT":       "0.0.0.0:7688",
+		"LUNA_HEALTH_HOST_PORT":    "0.0.0.0:7689",
+		"LUNA_INIT_SQL":            "/etc/luna/init.d",
+		"LUNA_DB_HOME_DIR":         "/var/lib/luna-home",
+		"LUNA_OBJECT_CACHE_DIR":    "/var/lib/luna/object-cache",
+		"LUNA_ALLOWED_DIRECTORIES": "/var/lib/luna",
+		"LUNA_TEMP_DIR":            "/var/lib/luna/tmp",
+		"LUNA_LOG_FORMAT":          "json",
+		"LUNA_IDLE_TIMEOUT":        "15m",
 	}
 	for _, l := range lines {
 		if w, ok := want[l.name]; ok && (!l.set || l.value != w) {

@@ -102,7 +102,12 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		case cfg.DBHomeDir != "":
 			dir = filepath.Join(cfg.DBHomeDir, "object-cache")
 		default:
-			dir = filepath.Join(os.TempDir(), fmt.Sprintf("luna-object-cache-%d", os.Getpid()))
+			// A fresh private directory: a predictable name in a shared
+			// temp directory could be made beforehand by another user.
+			dir, err = os.MkdirTemp("", "luna-object-cache-")
+			if err != nil {
+				return fmt.Errorf("creating the object cache directory: %w", err)
+			}
 			defer os.RemoveAll(dir)
 		}
 		secretDir := ""
@@ -119,6 +124,9 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		})
 	}
 
+	if err := restrictFiles(ctx, db, cfg, resolver, log); err != nil {
+		return err
+	}
 	var watch *watcher
 	if cfg.WatchInterval > 0 && resolver != nil {
 		watch = &watcher{res: resolver, log: log, met: met.Refreshes(), interval: cfg.WatchInterval}
@@ -126,14 +134,19 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err := runInitSQL(ctx, db, resolver, cfg, notify, watch, log); err != nil {
 		return err
 	}
+	if err := lockAfterStartup(ctx, db, cfg, resolver); err != nil {
+		return err
+	}
 	var watching sync.WaitGroup
-	wctx, stopWatching := context.WithCancel(ctx)
+	// The watcher and the watchdog each get a context of their own: one
+	// variable for both would be reassigned while the watcher reads it.
+	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer func() {
 		stopWatching()
 		watching.Wait()
 	}()
 	if watch != nil && watch.conn != nil {
-		watching.Go(func() { watch.run(wctx) })
+		watching.Go(func() { watch.run(watchCtx) })
 	}
 	if ctx.Err() != nil {
 		return nil // stopped during startup
@@ -147,6 +160,11 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		BatchRows:       cfg.BatchRows,
 		Observer:        met,
 		Resolver:        resolver,
+
+		AuthTimeout:        cfg.AuthTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		MaxUnauthenticated: cfg.MaxUnauthenticated,
 	}, log)
 	met.GaugeFunc("luna_connections_open", "Client connections being served.", func() float64 {
 		return float64(srv.OpenConnections())
@@ -155,13 +173,13 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	go func() { served <- srv.Serve(ln) }()
 
 	var draining sync.WaitGroup
-	wctx, stopWatchdog := context.WithCancel(context.Background())
+	watchdogCtx, stopWatchdog := context.WithCancel(context.Background())
 	defer stopWatchdog()
 	probe := &prober{inspect: inspect, srv: srv, addr: dialAddr(ln.Addr()), timeout: cfg.HealthProbeWait}
 	draining.Add(1)
 	go func() {
 		defer draining.Done()
-		notify.Watchdog(wctx, probe.check)
+		notify.Watchdog(watchdogCtx, probe.check)
 	}()
 
 	addr := ln.Addr().String()

@@ -37,6 +37,12 @@ type Config struct {
 	LogFormat       string
 	Version         bool
 
+	// Connection deadlines and the cap on connections still to AUTH.
+	AuthTimeout        time.Duration
+	IdleTimeout        time.Duration
+	WriteTimeout       time.Duration
+	MaxUnauthenticated int
+
 	PasswdFile      string
 	PasswdFrom      string
 	PasswdTimeout   time.Duration
@@ -51,6 +57,9 @@ type Config struct {
 	ObjectCacheMaxBytes ByteSize
 	WatchInterval       time.Duration
 
+	// AllowedDirectories locks local file access to these directories.
+	AllowedDirectories DirList
+
 	// FromEnv names the flags whose value came from the environment.
 	FromEnv map[string]bool
 }
@@ -61,6 +70,8 @@ func Defaults() Config {
 		APIHostPort:     "0.0.0.0:7688",
 		MaxRequestBytes: 64 << 20,
 		ShutdownTimeout: 30 * time.Second,
+		AuthTimeout:     10 * time.Second,
+		WriteTimeout:    time.Minute,
 		BatchRows:       2048,
 		LogLevel:        "info",
 		LogFormat:       "text",
@@ -110,6 +121,10 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest request accepted, e.g. 64MiB; larger ones close the connection")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most concurrent client connections; extra ones are refused with an error (0: no limit)")
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "longest a request may run, e.g. 30s (0: no limit)")
+	fs.DurationVar(&c.AuthTimeout, "auth-timeout", c.AuthTimeout, "with a password, close a connection that has not completed AUTH within this (0: no limit)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection that sends no request for this long after its last answer, e.g. 15m (0: never)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "close a connection whose client takes longer than this to accept each 1 MiB of a response (0: no limit)")
+	fs.IntVar(&c.MaxUnauthenticated, "max-unauthenticated-connections", c.MaxUnauthenticated, "most connections still to complete AUTH; when full the oldest is dropped for a new one (0: half of --max-connections, at most 64)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long running requests may finish after SIGTERM before they are interrupted")
 	fs.IntVar(&c.BatchRows, "batch-rows", c.BatchRows, "smallest Arrow record batch in query results: DuckDB chunks smaller than this (after filters, say) are joined; full 2,048-row chunks go out as they are")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
@@ -127,6 +142,7 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.ObjectCacheDir, "object-cache-dir", c.ObjectCacheDir, "local cache of downloaded objects (empty: object-cache under --db-home-dir, else under the system temp directory)")
 	fs.Var(&c.ObjectCacheMaxBytes, "object-cache-max-bytes", "cap on the object cache, e.g. 50GiB; files no statement uses are evicted (0: no cap)")
 	fs.DurationVar(&c.WatchInterval, "watch-interval", c.WatchInterval, "how often to list the objects startup-SQL tables were loaded from, re-running a CREATE TABLE whose sources changed, e.g. 5m (0: never)")
+	fs.Var(&c.AllowedDirectories, "allowed-directories", "lock local file access (DuckDB's and Luna's own readers and writers) to these directories, comma-separated; Luna adds its object cache and temp directories, and no SET can change settings afterwards (empty: no lockdown)")
 	return fs
 }
 
@@ -208,6 +224,18 @@ func (c *Config) validate() error {
 	if c.QueryTimeout < 0 {
 		bad("query-timeout", "must not be negative, got %v", c.QueryTimeout)
 	}
+	if c.AuthTimeout < 0 {
+		bad("auth-timeout", "must not be negative, got %v", c.AuthTimeout)
+	}
+	if c.IdleTimeout < 0 {
+		bad("idle-timeout", "must not be negative, got %v", c.IdleTimeout)
+	}
+	if c.WriteTimeout < 0 {
+		bad("write-timeout", "must not be negative, got %v", c.WriteTimeout)
+	}
+	if c.MaxUnauthenticated < 0 {
+		bad("max-unauthenticated-connections", "must not be negative, got %d", c.MaxUnauthenticated)
+	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown-timeout", "must not be negative, got %v", c.ShutdownTimeout)
 	}
@@ -242,6 +270,9 @@ func (c *Config) validate() error {
 	}
 	if c.WatchInterval > 0 && c.ObjectStore != "native" {
 		bad("watch-interval", "needs --object-store native: with duckdb, Luna does not see which objects a table was loaded from")
+	}
+	if err := c.AllowedDirectories.validate(); err != nil {
+		bad("allowed-directories", "%v", err)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "must be text or json, got %q", c.LogFormat)

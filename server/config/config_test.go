@@ -54,6 +54,15 @@ func TestBadValuesNameTheFlagOrVariable(t *testing.T) {
 		{[]string{"--log-level=trace"}, nil, "--log-level"},
 		{[]string{"--log-format=yaml"}, nil, "--log-format"},
 		{[]string{"--query-timeout=-1s"}, nil, "--query-timeout"},
+		{[]string{"--auth-timeout=-1s"}, nil, "--auth-timeout"},
+		{[]string{"--auth-timeout=ten"}, nil, "-auth-timeout"},
+		{[]string{"--idle-timeout=-5m"}, nil, "--idle-timeout"},
+		{[]string{"--write-timeout=-1s"}, nil, "--write-timeout"},
+		{[]string{"--max-unauthenticated-connections=-1"}, nil, "--max-unauthenticated-connections"},
+		{nil, map[string]string{"LUNA_IDLE_TIMEOUT": "15"}, "LUNA_IDLE_TIMEOUT"},
+		{[]string{"--allowed-directories=/var/lib/luna,,/srv"}, nil, "-allowed-directories"},
+		{[]string{"--allowed-directories=data"}, nil, "--allowed-directories"},
+		{nil, map[string]string{"LUNA_ALLOWED_DIRECTORIES": "/srv,relative"}, "--allowed-directories"},
 		{[]string{"extra"}, nil, "unexpected argument"},
 		{[]string{"--watch-interval=-5m"}, nil, "--watch-interval"},
 		{[]string{"--watch-interval=5 minutes"}, nil, "-watch-interval"},
@@ -108,5 +117,15 @@ func TestByteSize(t *testing.T) {
 		if err := b.Set(in); err == nil {
 			t.Errorf("%q accepted as %d", in, b)
 		}
+	}
+}
+
+func TestAllowedDirectoriesAreCommaSeparated(t *testing.T) {
+	c, err := Parse([]string{"--allowed-directories", "/var/lib/luna, /srv/data"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual([]string(c.AllowedDirectories), []string{"/var/lib/luna", "/srv/data"}) {
+		t.Fatalf("got %q", c.AllowedDirectories)
 	}
 }

@@ -155,6 +155,11 @@ func launchLuna(tb testing.TB, race bool, env []string, args ...string) *proc {
 	tb.Cleanup(func() {
 		cmd.Process.Kill()
 		<-p.done
+		// A race-enabled server reports a race on stderr the moment it
+		// sees one, and goes on: a test that passed must still fail.
+		if strings.Contains(p.logs.String(), "WARNING: DATA RACE") {
+			tb.Errorf("the server reported a data race")
+		}
 		if tb.Failed() {
 			tb.Logf("luna logs:\n%s", p.logs)
 		}

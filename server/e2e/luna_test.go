@@ -25,7 +25,8 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	help := out + errOut
 	for _, f := range []string{"api-host-port", "passwd", "db-home-dir", "memory-limit", "threads", "temp-dir",
 		"max-temp-dir-size", "max-request-bytes", "max-connections", "query-timeout", "shutdown-timeout",
-		"log-level", "log-format", "version"} {
+		"log-level", "log-format", "version", "auth-timeout", "idle-timeout", "write-timeout",
+		"max-unauthenticated-connections", "allowed-directories"} {
 		if !strings.Contains(help, "--"+f+"\n") || !strings.Contains(help, config.EnvName(f)) {
 			t.Errorf("--help lacks --%s or %s", f, config.EnvName(f))
 		}

@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	bindings "github.com/duckdb/duckdb-go-bindings"
+
+	"github.com/lunadb/luna/server/sqltext"
 )
 
 // Conn is one DuckDB connection: its own settings, temporary objects,
@@ -144,9 +146,19 @@ func (c *Conn) Exec(ctx context.Context, sql string) error {
 	c.closeRows()
 	stop := c.watch(ctx)
 	defer stop()
-	return c.statements(ctx, sql, func(_, _ int, st bindings.PreparedStatement) error {
+	return redacted(sql, c.statements(ctx, sql, func(_, _ int, st bindings.PreparedStatement) error {
 		return execute(ctx, st)
-	})
+	}))
+}
+
+// redacted removes the secret values of sql from a DuckDB error about it:
+// DuckDB quotes the statement in parser and binder errors, and the error
+// goes on to clients and logs.
+func redacted(sql string, err error) error {
+	if e, ok := err.(*Error); ok {
+		e.Message = sqltext.RedactMessage(e.Message, sql)
+	}
+	return err
 }
 
 // Query runs the statements in sql in order and returns the last one's
@@ -169,7 +181,7 @@ func (c *Conn) Query(ctx context.Context, sql string, batchRows int) (*Rows, err
 	})
 	if err != nil {
 		stop()
-		return nil, err
+		return nil, redacted(sql, err)
 	}
 	rows.stop = stop
 	c.rows = rows

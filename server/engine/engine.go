@@ -56,7 +56,8 @@ func (o Options) settings() []setting {
 
 // DB is the one shared in-memory database.
 type DB struct {
-	db bindings.Database
+	db       bindings.Database
+	lockdown lockdown
 }
 
 // Open creates the in-memory database and applies opts.
@@ -94,6 +95,7 @@ func Open(opts Options) (*DB, error) {
 
 // Close closes the database. All connections must be closed first.
 func (d *DB) Close() {
+	d.lockdown.close()
 	bindings.Close(&d.db)
 }
 

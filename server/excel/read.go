@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -158,7 +159,10 @@ func errorf(format string, a ...any) error { return &Error{msg: fmt.Sprintf(form
 // Parquet. name is how the file is named in errors (the path the user
 // wrote).
 func Convert(ctx context.Context, src, dst, name string, o Options) (err error) {
-	f, err := excelize.OpenFile(src)
+	if err := checkZip(src, name); err != nil {
+		return err
+	}
+	f, err := excelize.OpenFile(src, openOptions(filepath.Dir(dst)))
 	if err != nil {
 		return errorf("read_xlsx: cannot open \"%s\" as an xlsx workbook: %v", name, err)
 	}
@@ -173,8 +177,12 @@ func Convert(ctx context.Context, src, dst, name string, o Options) (err error) 
 	} else if idx, _ := f.GetSheetIndex(sheet); idx < 0 {
 		return errorf("read_xlsx: sheet \"%s\" not found in \"%s\" (sheets: %s)", sheet, name, strings.Join(sheets, ", "))
 	}
-	r := &reader{f: f, sheet: sheet, name: name, o: o}
-	if err := r.sniff(); err != nil {
+	cells, err := newSheetScanner(src, sheet)
+	if err != nil {
+		return errorf("read_xlsx: sheet \"%s\" of \"%s\": %v", sheet, name, err)
+	}
+	r := &reader{f: f, sheet: sheet, name: name, o: o, cells: cells}
+	if err := r.sniff(ctx); err != nil {
 		return err
 	}
 	return r.write(ctx, dst)
@@ -182,6 +190,7 @@ func Convert(ctx context.Context, src, dst, name string, o Options) (err error) 
 
 type reader struct {
 	f     *excelize.File
+	cells *sheetScanner
 	sheet string
 	name  string
 	o     Options
@@ -236,7 +245,7 @@ func (r *reader) cellErr(col, row int, format string, a ...any) error {
 }
 
 // sniff finds the range, the header and the column types.
-func (r *reader) sniff() error {
+func (r *reader) sniff(ctx context.Context) error {
 	explicit := r.o.Range != ""
 	if explicit {
 		rng, err := parseRange(r.o.Range)
@@ -257,6 +266,9 @@ func (r *reader) sniff() error {
 	var header, first []string // cell values
 	headerRow, firstRow := 0, 0
 	for {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
 		cols, ok, err := it.next()
 		if err != nil {
 			return errorf("read_xlsx: sheet \"%s\" of \"%s\": %v", r.sheet, r.name, err)
@@ -291,7 +303,7 @@ func (r *reader) sniff() error {
 		}
 		if headerRow == 0 {
 			headerRow, header = row, cols
-			if !r.isHeader(row, cols) {
+			if !r.isHeader(ctx, row, cols) {
 				break
 			}
 			continue
@@ -303,7 +315,7 @@ func (r *reader) sniff() error {
 		return errorf("read_xlsx: no rows found in sheet \"%s\" of \"%s\"", r.sheet, r.name)
 	}
 	width := r.rng.endCol - r.rng.begCol
-	hasHeader := headerRow != 0 && r.isHeader(headerRow, header)
+	hasHeader := headerRow != 0 && r.isHeader(ctx, headerRow, header)
 	switch {
 	case headerRow == 0:
 		if r.o.Range == "" {
@@ -343,7 +355,7 @@ func (r *reader) sniff() error {
 			r.types[i] = r.emptyType()
 			continue
 		}
-		t, err := r.cellType(c, firstRow, cell(first, c))
+		t, err := r.cellType(ctx, c, firstRow, cell(first, c))
 		if err != nil {
 			return err
 		}
@@ -361,16 +373,19 @@ func (r *reader) emptyType() colType {
 
 // isHeader applies the header option, or DuckDB's guess: every cell of
 // the row in the range is a non-empty string.
-func (r *reader) isHeader(row int, cols []string) bool {
+func (r *reader) isHeader(ctx context.Context, row int, cols []string) bool {
 	if r.o.Header != nil {
 		return *r.o.Header
+	}
+	meta, err := r.cells.row(ctx, row)
+	if err != nil {
+		return false
 	}
 	for c := r.rng.begCol; c < r.rng.endCol; c++ {
 		if cell(cols, c) == "" {
 			return false
 		}
-		t, err := r.f.GetCellType(r.sheet, cellName(c, row))
-		if err != nil || (t != excelize.CellTypeSharedString && t != excelize.CellTypeInlineString) {
+		if t := meta[c].typ; t != excelize.CellTypeSharedString && t != excelize.CellTypeInlineString {
 			return false
 		}
 	}
@@ -378,7 +393,7 @@ func (r *reader) isHeader(row int, cols []string) bool {
 }
 
 // cellType is the column type a first-row cell gives.
-func (r *reader) cellType(col, row int, v string) (colType, error) {
+func (r *reader) cellType(ctx context.Context, col, row int, v string) (colType, error) {
 	if r.o.AllVarchar {
 		return tVarchar, nil
 	}
@@ -388,12 +403,11 @@ func (r *reader) cellType(col, row int, v string) (colType, error) {
 	if strings.EqualFold(v, "true") || strings.EqualFold(v, "false") {
 		return tBoolean, nil
 	}
-	name := cellName(col, row)
-	t, err := r.f.GetCellType(r.sheet, name)
+	meta, err := r.cells.row(ctx, row)
 	if err != nil {
 		return 0, r.cellErr(col, row, "%v", err)
 	}
-	switch t {
+	switch meta[col].typ {
 	case excelize.CellTypeBool:
 		return tBoolean, nil
 	case excelize.CellTypeDate:
@@ -401,8 +415,8 @@ func (r *reader) cellType(col, row int, v string) (colType, error) {
 	case excelize.CellTypeSharedString, excelize.CellTypeInlineString, excelize.CellTypeFormula, excelize.CellTypeError:
 		return tVarchar, nil
 	}
-	style, err := r.f.GetCellStyle(r.sheet, name)
-	if err != nil || style == 0 {
+	style := meta[col].style
+	if style == 0 {
 		return tDouble, nil
 	}
 	st, err := r.f.GetStyle(style)
@@ -566,10 +580,11 @@ func (r *reader) write(ctx context.Context, dst string) error {
 		return err
 	}
 	defer it.close()
+	per := rowsPerBatch(len(r.types))
 	lastRow := r.dataRow - 1
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return context.Cause(ctx)
 		}
 		cols, ok, err := it.next()
 		if err != nil {
@@ -601,7 +616,7 @@ func (r *reader) write(ctx context.Context, dst string) error {
 			return err
 		}
 		lastRow = row
-		if n++; n == batchRows {
+		if n++; n == per {
 			if err := flush(); err != nil {
 				return fmt.Errorf("read_xlsx: writing %s: %w", dst, err)
 			}
@@ -610,9 +625,16 @@ func (r *reader) write(ctx context.Context, dst string) error {
 	// An explicit range that reads past the sheet's last row pads it with
 	// empty rows, as DuckDB does.
 	if r.o.Range != "" && r.rng.explicitEndRow && !r.stopAtEm {
+		if pad := int64(r.rng.endRow-lastRow-1) * int64(len(r.types)); pad > MaxPadCells {
+			return errorf("read_xlsx: range '%s' of \"%s\" would pad %d empty rows × %d columns (%d cells) past the sheet's last row, more than the limit of %d cells; give a range that ends nearer the data, or stop_at_empty = true",
+				r.o.Range, r.name, r.rng.endRow-lastRow-1, len(r.types), pad, MaxPadCells)
+		}
 		for row := lastRow + 1; row < r.rng.endRow; row++ {
 			r.appendNull(b)
-			if n++; n == batchRows {
+			if n++; n == per {
+				if err := ctx.Err(); err != nil {
+					return context.Cause(ctx)
+				}
 				if err := flush(); err != nil {
 					return fmt.Errorf("read_xlsx: writing %s: %w", dst, err)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -95,13 +96,34 @@ func Write(ctx context.Context, src, dst string, o WriteOptions) error {
 	if err := sw.Flush(); err != nil {
 		return fmt.Errorf("COPY TO xlsx: %w", err)
 	}
-	tmp := dst + ".part.xlsx" // excelize wants the extension
-	if err := f.SaveAs(tmp); err != nil {
-		os.Remove(tmp)
+	return save(f, dst)
+}
+
+// save writes the workbook to a private temporary file next to dst and
+// renames it into place: no fixed name another process could plant a link
+// at, nothing written through a link at dst (the rename replaces the link
+// itself), and no half-written workbook under dst's name.
+func save(f *excelize.File, dst string) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*.part")
+	if err != nil {
 		return fmt.Errorf("COPY TO xlsx: writing %s: %w", dst, err)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o640); err != nil {
+		return fmt.Errorf("COPY TO xlsx: writing %s: %w", dst, err)
+	}
+	if err := f.Write(tmp); err != nil {
+		return fmt.Errorf("COPY TO xlsx: writing %s: %w", dst, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("COPY TO xlsx: writing %s: %w", dst, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("COPY TO xlsx: writing %s: %w", dst, err)
 	}
 	return nil

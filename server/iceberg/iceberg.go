@@ -28,6 +28,11 @@ import (
 	"github.com/apache/iceberg-go"
 )
 
+// MaxMetadataBytes caps a table metadata file, inflated: it is read and
+// parsed whole, and a small gzip file can inflate to gigabytes. Real
+// metadata files, thousands of snapshots included, stay well below.
+const MaxMetadataBytes = 128 << 20
+
 // ErrNotFound is wrapped by Files when a file does not exist.
 var ErrNotFound = errors.New("file not found")
 
@@ -117,11 +122,7 @@ func Open(ctx context.Context, fn string, files Files, p string, o Options) (*Ta
 		return nil, err
 	}
 	if codecExt != "" || strings.HasSuffix(metaPath, ".gz") {
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading %s: %w", fn, metaPath, err)
-		}
-		if data, err = io.ReadAll(zr); err != nil {
+		if data, err = gunzip(data); err != nil {
 			return nil, fmt.Errorf("%s: reading %s: %w", fn, metaPath, err)
 		}
 	}
@@ -133,6 +134,31 @@ func Open(ctx context.Context, fn string, files Files, p string, o Options) (*Ta
 		return nil, err
 	}
 	return t, nil
+}
+
+// gunzip inflates a metadata file within MaxMetadataBytes. A first pass
+// only counts, so a bomb costs no memory and a real file one allocation of
+// its exact size.
+func gunzip(data []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(zr, MaxMetadataBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > MaxMetadataBytes {
+		return nil, fmt.Errorf("it inflates to more than %d MiB, the limit for a metadata file", MaxMetadataBytes>>20)
+	}
+	if err := zr.Reset(bytes.NewReader(data)); err != nil {
+		return nil, err
+	}
+	out := bytes.NewBuffer(make([]byte, 0, n+1))
+	if _, err := io.Copy(out, io.LimitReader(zr, n)); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 func parentDir(p string) string {
@@ -203,7 +229,15 @@ func (t *Table) read(ctx context.Context, uri string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(local)
+	f, err := os.Open(local)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w", t.fn, uri, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > MaxMetadataBytes {
+		return nil, fmt.Errorf("%s: %s is larger than %d MiB, the limit for a metadata file", t.fn, uri, MaxMetadataBytes>>20)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxMetadataBytes))
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading %s: %w", t.fn, uri, err)
 	}
@@ -241,6 +275,9 @@ func (t *Table) manifests(ctx context.Context) ([]iceberg.ManifestFile, error) {
 		return nil, err
 	}
 	defer f.Close()
+	if err := t.checkAvro(ctx, f, "manifest list", t.snapshot.ManifestList); err != nil {
+		return nil, err
+	}
 	list, err := iceberg.ReadManifestList(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading manifest list %s: %w", t.fn, t.snapshot.ManifestList, err)
@@ -254,11 +291,31 @@ func (t *Table) entries(ctx context.Context, m iceberg.ManifestFile, discardDele
 		return nil, err
 	}
 	defer f.Close()
+	if err := t.checkAvro(ctx, f, "manifest", m.FilePath()); err != nil {
+		return nil, err
+	}
 	es, err := iceberg.ReadManifest(m, f, discardDeleted)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading manifest %s: %w", t.fn, m.FilePath(), err)
 	}
 	return es, nil
+}
+
+// checkAvro bounds what reading the Avro file f will inflate, then
+// rewinds it for the reader. A file that is not Avro is left for the
+// reader to refuse in its own words.
+func (t *Table) checkAvro(ctx context.Context, f *os.File, what, uri string) error {
+	err := checkAvro(ctx, f)
+	if err != nil && !errors.Is(err, errAvroFormat) {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%s: reading %s %s: %w", t.fn, what, uri, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("%s: reading %s %s: %w", t.fn, what, uri, err)
+	}
+	return nil
 }
 
 // quoteString is a SQL string literal.
@@ -290,6 +347,9 @@ func (t *Table) Metadata(ctx context.Context) (string, error) {
 	}
 	var rows []string
 	for _, m := range list {
+		if err := ctx.Err(); err != nil {
+			return "", context.Cause(ctx)
+		}
 		es, err := t.entries(ctx, m, false)
 		if err != nil {
 			return "", err

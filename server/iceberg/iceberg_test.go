@@ -2,6 +2,7 @@ package iceberg
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -370,5 +371,26 @@ func TestReadColumnsCached(t *testing.T) {
 	}
 	if _, err := readColumns(filepath.Join(t.TempDir(), "none.parquet")); err == nil {
 		t.Fatal("missing file: no error")
+	}
+}
+
+func TestGunzipStopsAtTheLimit(t *testing.T) {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(`{"a": "`))
+	chunk := bytes.Repeat([]byte("a"), 1<<20)
+	for range MaxMetadataBytes>>20 + 1 {
+		zw.Write(chunk)
+	}
+	zw.Close()
+	if _, err := gunzip(b.Bytes()); err == nil || !strings.Contains(err.Error(), "more than 128 MiB") {
+		t.Fatalf("bomb: %v", err)
+	}
+	b.Reset()
+	zw = gzip.NewWriter(&b)
+	zw.Write([]byte(`{"format-version": 2}`))
+	zw.Close()
+	if got, err := gunzip(b.Bytes()); err != nil || string(got) != `{"format-version": 2}` {
+		t.Fatalf("real file: %q %v", got, err)
 	}
 }

@@ -69,6 +69,9 @@ func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error
 	var data []dataFile
 	var posDels, eqDels []deleteFile
 	for _, m := range list {
+		if err := ctx.Err(); err != nil {
+			return "", plan, context.Cause(ctx)
+		}
 		isData := m.ManifestContent() == iceberg.ManifestContentData
 		if isData && !t.manifestMayMatch(m, specs, filters) {
 			plan.PrunedManifests++

@@ -85,7 +85,7 @@ func isFormatToken(toks []sqltext.Token, i, writeTarget int) bool {
 func (s *Statement) rewriteFormat(ctx context.Context, stmt string, toks []sqltext.Token, i, writeTarget int) (end int, text string, err error) {
 	if toks[i].Kind == sqltext.String {
 		if i == writeTarget {
-			return s.stageXLSX(stmt, toks, i)
+			return s.stageXLSX(ctx, stmt, toks, i)
 		}
 		text, err := s.readXLSX(ctx, toks[i].Value, excel.Options{})
 		return i, text, err
@@ -271,6 +271,12 @@ func (s *Statement) localize(ctx context.Context, p string) (string, error) {
 // readXLSX converts the sheet (the first file a glob matches, as DuckDB
 // reads it) and returns the read_parquet call that scans the result.
 func (s *Statement) readXLSX(ctx context.Context, p string, o excel.Options) (string, error) {
+	_, isRemote := ParseLocation(p)
+	if !isRemote {
+		if err := s.r.checkGlob(ctx, p, p); err != nil {
+			return "", err
+		}
+	}
 	local, err := s.localize(ctx, p)
 	if err != nil {
 		return "", err
@@ -282,6 +288,11 @@ func (s *Statement) readXLSX(ctx context.Context, p string, o excel.Options) (st
 		}
 		sort.Strings(matches)
 		local = matches[0]
+	}
+	if !isRemote {
+		if err := s.r.checkRead(ctx, local, p); err != nil {
+			return "", err
+		}
 	}
 	st, err := os.Stat(local)
 	if err != nil {
@@ -636,6 +647,11 @@ func (f tableFiles) LocalAll(ctx context.Context, uris []string) ([]string, erro
 			continue
 		}
 		p := iceberg.LocalPath(u)
+		// Before Stat: not even a file's existence is told outside the
+		// lockdown.
+		if err := f.s.r.checkRead(ctx, p, u); err != nil {
+			return nil, err
+		}
 		if _, err := os.Stat(p); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("IO Error: %s: %w", u, iceberg.ErrNotFound)
@@ -729,9 +745,10 @@ func (s *Statement) fetchObjects(ctx context.Context, locs []Location) ([]string
 				mu.Lock()
 				s.entries = append(s.entries, e)
 				mu.Unlock()
-				dst := filepath.Join(root, filepath.FromSlash(o.Key))
+				// A manifest's path is remote data: linkKey keeps it in the view.
+				dst, err := linkKey(e, root, o.Key)
 				out[i] = dst
-				return linkInto(e, dst)
+				return err
 			})
 		}
 		if err := eg.Wait(); err != nil {
@@ -861,7 +878,7 @@ func copyFormat(toks []sqltext.Token) string {
 // stageXLSX lets DuckDB write the COPY's result as Parquet to a staging
 // file; once the statement succeeded, the workbook is written from it to
 // the target (and uploaded, for an object-store target).
-func (s *Statement) stageXLSX(stmt string, toks []sqltext.Token, i int) (int, string, error) {
+func (s *Statement) stageXLSX(ctx context.Context, stmt string, toks []sqltext.Token, i int) (int, string, error) {
 	opts, end := copyOptions(toks, i)
 	wo := excel.WriteOptions{}
 	for _, o := range opts {
@@ -898,6 +915,8 @@ func (s *Statement) stageXLSX(stmt string, toks []sqltext.Token, i int) (int, st
 			return 0, "", err
 		}
 		dest = local
+	} else if err := s.r.checkWrite(ctx, dest, target); err != nil {
+		return 0, "", err
 	}
 	dir := filepath.Join(s.r.cache.dir, "staging", fmt.Sprintf("xlsx-%d", s.r.seq.Add(1)))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -926,7 +945,11 @@ func (s *Statement) addSource(url string, listed []objstore.Object) {
 	}
 	src := Source{URL: url, Versions: map[string]string{}}
 	for _, o := range listed {
-		src.Versions[o.Key] = o.Version
+		// Keys that can never be read are not sources: the watcher skips
+		// them too, and would otherwise see them deleted at every check.
+		if checkKey(o.Key) == nil {
+			src.Versions[o.Key] = o.Version
+		}
 	}
 	s.Sources = append(s.Sources, src)
 }

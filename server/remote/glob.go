@@ -7,8 +7,17 @@ import (
 
 // matchKey reports whether key matches pattern the way DuckDB globs paths:
 // '*', '?' and '[…]' match within one path segment, and a '**' segment
-// matches any number of segments.
+// matches any number of segments. A key that cannot be a local path
+// (checkKey: "..", "." or empty segments, backslashes, control
+// characters) matches no pattern: a glob skips it, as a glob over local
+// files never sees such names.
 func matchKey(pattern, key string) bool {
+	return checkKey(key) == nil && matchAnyKey(pattern, key)
+}
+
+// matchAnyKey is matchKey without the check of the key, to tell which
+// skipped keys a glob would otherwise have matched.
+func matchAnyKey(pattern, key string) bool {
 	return matchSegments(strings.Split(pattern, "/"), strings.Split(key, "/"))
 }
 

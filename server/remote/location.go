@@ -52,7 +52,7 @@ func ParseLocation(s string) (Location, bool) {
 		loc.Scheme = Azure
 		host, key, _ := strings.Cut(rest, "/")
 		container, account, ok := strings.Cut(host, "@")
-		if !ok || container == "" {
+		if !ok || !validBucket(container) {
 			return Location{}, false
 		}
 		loc.Bucket, loc.Key = container, key
@@ -62,11 +62,18 @@ func ParseLocation(s string) (Location, bool) {
 		return Location{}, false
 	}
 	bucket, key, _ := strings.Cut(rest, "/")
-	if bucket == "" {
+	if !validBucket(bucket) {
 		return Location{}, false
 	}
 	loc.Bucket, loc.Key = bucket, key
 	return loc, true
+}
+
+// validBucket refuses bucket names that could not be a directory of a
+// statement's view ("", ".", "..", backslashes, control characters); no
+// cloud allows them anyway.
+func validBucket(name string) bool {
+	return checkKey(name) == nil
 }
 
 // Prefix is the part of the key before its first glob character: what to

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lunadb/luna/server/fspolicy"
 	"github.com/lunadb/luna/server/objstore"
 	"github.com/lunadb/luna/server/sqltext"
 )
@@ -34,6 +35,9 @@ type Options struct {
 	// Open returns the bucket for a location and the secret chosen for it
 	// (nil: the machine's own identity). Nil uses the cloud SDK backends.
 	Open func(ctx context.Context, loc Location, sec *Secret) (objstore.Bucket, error)
+	// FilePolicy is the local-file lockdown in force (see lockdown.go);
+	// nil: none.
+	FilePolicy func(ctx context.Context) (fspolicy.Policy, error)
 }
 
 // Resolver turns statements that name object-store URLs into statements
@@ -90,6 +94,8 @@ type Statement struct {
 	Sources []Source
 
 	r       *Resolver
+	orig    string        // the statement as the client wrote it
+	edits   sqltext.Edits // where SQL differs from orig
 	entries []*entry
 	view    string
 	uploads []upload
@@ -112,13 +118,13 @@ type upload struct {
 // call Finish once DuckDB is done with the statement, whatever happened.
 func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error) {
 	toks := sqltext.Tokens(stmt)
-	s := &Statement{r: r, SQL: stmt}
+	s := &Statement{r: r, SQL: stmt, orig: stmt}
 	if st, ok, err := parseSecretStatement(toks); ok {
 		if err == nil {
 			err = r.secrets.apply(st)
 		}
 		if err != nil {
-			return nil, err
+			return nil, redactError(stmt, err)
 		}
 		s.SQL = ""
 		return s, nil
@@ -145,7 +151,7 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 				return nil, err
 			}
 			b.WriteString(stmt[last:t.Start])
-			b.WriteString(text)
+			s.edit(&b, t.Start, toks[end].End, text)
 			last, skip = toks[end].End, end+1
 		case t.Kind == sqltext.String:
 			loc, ok := ParseLocation(t.Value)
@@ -168,7 +174,7 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 				return nil, err
 			}
 			b.WriteString(stmt[last:t.Start])
-			b.WriteString(sqltext.Quote(local))
+			s.edit(&b, t.Start, t.End, sqltext.Quote(local))
 			last = t.End
 		case t.IsWord("duckdb_secrets") && i+2 < len(toks) && toks[i+1].Value == "(":
 			// Luna's secrets are not in DuckDB's secret manager: list
@@ -181,7 +187,7 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 				continue
 			}
 			b.WriteString(stmt[last:t.Start])
-			b.WriteString(r.secrets.listingSQL())
+			s.edit(&b, t.Start, toks[end].End, r.secrets.listingSQL())
 			last = toks[end].End
 		}
 	}
@@ -233,6 +239,15 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 		return "", fmt.Errorf("IO Error: listing %s: %w", loc.URL, err)
 	}
 	objs := matching(loc, listed)
+	if loc.IsGlob() {
+		r.warnUnsafeKeys(loc, listed)
+	} else {
+		for _, o := range objs {
+			if err := checkKey(o.Key); err != nil {
+				return "", fmt.Errorf("Invalid Input Error: cannot read %s: %w", loc.URL, err)
+			}
+		}
+	}
 	if len(objs) == 0 {
 		if loc.IsGlob() {
 			return "", fmt.Errorf("IO Error: No files found that match the pattern \"%s\"", loc.URL)
@@ -276,7 +291,8 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 			st.Bytes += one.Bytes
 			mu.Unlock()
 			progress.add(one.Bytes)
-			return linkInto(e, filepath.Join(root, filepath.FromSlash(o.Key)))
+			_, err = linkKey(e, root, o.Key)
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -287,14 +303,49 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 		r.opts.Log.Info("objects fetched", "url", loc.URL, "objects", len(objs), "downloaded", st.Downloads,
 			"cached", st.Hits, "bytes", st.Bytes, "duration", time.Since(start).Round(time.Millisecond))
 	}
-	return filepath.Join(root, filepath.FromSlash(loc.Key)), nil
+	// A pattern is DuckDB's to glob over the view, and it matched safe
+	// keys only, so it is a safe path too; checked all the same.
+	local, err := keyPath(root, loc.Key)
+	if err != nil {
+		return "", fmt.Errorf("Invalid Input Error: cannot read %s: %w", loc.URL, err)
+	}
+	return local, nil
+}
+
+// maxUnsafeKeyWarnings bounds the log lines one listing can cause: a
+// bucket may hold any number of hostile keys.
+const maxUnsafeKeyWarnings = 10
+
+// warnUnsafeKeys logs the keys a glob skips because they cannot be local
+// paths. A glob skips them, as a local glob never
+// sees "." or ".." entries; naming one such key fails the statement.
+// Keys ending in '/' are folder markers that consoles create: skipped
+// without a word.
+func (r *Resolver) warnUnsafeKeys(loc Location, listed []objstore.Object) {
+	n := 0
+	for _, o := range listed {
+		if strings.HasSuffix(o.Key, "/") && checkKey(strings.TrimSuffix(o.Key, "/")) == nil {
+			continue
+		}
+		err := checkKey(o.Key)
+		if err == nil || !matchAnyKey(loc.Key, o.Key) {
+			continue
+		}
+		n++
+		if n <= maxUnsafeKeyWarnings {
+			r.opts.Log.Warn("skipping object whose key cannot be a local path", "url", loc.URL, "key", quoteKey(o.Key), "err", err)
+		}
+	}
+	if n > maxUnsafeKeyWarnings {
+		r.opts.Log.Warn("skipped more objects whose keys cannot be local paths", "url", loc.URL, "skipped", n)
+	}
 }
 
 // stage gives a COPY … TO a local target; Finish uploads what it wrote.
 func (s *Statement) stage(loc Location) (string, error) {
 	dir := filepath.Join(s.r.cache.dir, "staging", fmt.Sprint(s.r.seq.Add(1)))
 	name := path.Base(loc.Key)
-	if loc.Key == "" || name == "." || name == "/" {
+	if loc.Key == "" || name == "." || name == ".." || name == "/" {
 		return "", fmt.Errorf("Invalid Input Error: COPY TO needs an object key, got %s", loc.URL)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -400,7 +451,9 @@ func (r *Resolver) bucket(ctx context.Context, loc Location) (objstore.Bucket, e
 	sec := r.secrets.lookup(loc.URL, loc.Scheme)
 	name := "(ambient)"
 	if sec != nil {
-		name = sec.Name + "\x00" + fmt.Sprint(sec.Options)
+		// The provider decides whose credentials are sent: it is part of
+		// what makes two clients the same.
+		name = sec.Name + "\x00" + sec.Provider + "\x00" + fmt.Sprint(sec.Options)
 	}
 	key := loc.bucketURL() + "\x00" + name
 	r.mu.Lock()

@@ -71,6 +71,10 @@ const DefaultMaxRequestBytes = 64 << 20
 // maxAuthLine caps an AUTH line; passwords are short.
 const maxAuthLine = 4096
 
+// PreAuthMaxBytes caps a command sent before AUTH: it can only be refused,
+// so there is no reason to buffer more of it than an AUTH line.
+const PreAuthMaxBytes = maxAuthLine
+
 // maxLenDigits is enough digits for any int64 length.
 const maxLenDigits = 19
 
@@ -87,6 +91,8 @@ func (e *FramingError) Error() string { return "malformed request: " + e.Msg }
 type Reader struct {
 	br  *bufio.Reader
 	max int
+	// limit names what sets max, for the error.
+	limit string
 	// seen collects the bytes of the request being parsed, up to a
 	// small cap, only so that a framing error can show them.
 	seen []byte
@@ -102,7 +108,21 @@ func NewReader(r io.Reader, maxBytes int) *Reader {
 	if !ok {
 		br = bufio.NewReaderSize(r, 64<<10)
 	}
-	return &Reader{br: br, max: maxBytes}
+	return &Reader{br: br, max: maxBytes, limit: "(--max-request-bytes)"}
+}
+
+// SetLimit changes the cap on a command's <len> for the requests read
+// from now on; why names the limit in the error, e.g. "before AUTH".
+func (r *Reader) SetLimit(maxBytes int, why string) {
+	r.max, r.limit = maxBytes, why
+}
+
+// Wait blocks until a byte of a further request is buffered, or returns
+// the error that ends the stream (io.EOF for a clean end). It reads no
+// more than the buffer holds.
+func (r *Reader) Wait() error {
+	_, err := r.br.Peek(1)
+	return err
 }
 
 // Buffered reports whether bytes of a further request are already
@@ -172,7 +192,8 @@ func (r *Reader) command() (Request, error) {
 		}
 		n = n*10 + int(b-'0')
 		if n > r.max {
-			return Request{}, r.framing("request of more than %d bytes exceeds the limit of %d bytes (--max-request-bytes)", n, r.max)
+			// Refused on the digits alone, before anything is buffered.
+			return Request{}, r.framing("request of more than %d bytes exceeds the limit of %d bytes %s", n, r.max, r.limit)
 		}
 	}
 	if digits == 0 {

@@ -149,3 +149,40 @@ func TestFiftyPipelined(t *testing.T) {
 		}
 	}
 }
+
+// stallReader returns its data, then blocks the test if read again: a
+// client that sent a length and stopped.
+type stallReader struct {
+	t    *testing.T
+	data []byte
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		s.t.Fatal("read past the length prefix: the body was waited for")
+	}
+	n := copy(p, s.data)
+	s.data = s.data[n:]
+	return n, nil
+}
+
+func TestSetLimitRefusesOnTheLengthAlone(t *testing.T) {
+	r := NewReader(&stallReader{t: t, data: []byte("$5000\r\n")}, 0)
+	r.SetLimit(PreAuthMaxBytes, "before AUTH")
+	_, err := r.Next()
+	var fe *FramingError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Msg, "limit of 4096 bytes before AUTH") {
+		t.Fatalf("err = %v", err)
+	}
+	// Raised again, the same reader takes large requests.
+	in := client.AppendRequest(nil, "x:", strings.Repeat("s", 5000))
+	r = NewReader(bytes.NewReader(in), 0)
+	r.SetLimit(PreAuthMaxBytes, "before AUTH")
+	r.SetLimit(DefaultMaxRequestBytes, "(--max-request-bytes)")
+	if req, err := r.Next(); err != nil || len(req.Text) != 5000 {
+		t.Fatalf("%d bytes, %v", len(req.Text), err)
+	}
+	if err := r.Wait(); err != io.EOF {
+		t.Fatalf("Wait at the end = %v", err)
+	}
+}

@@ -2,8 +2,9 @@
 //
 // It takes the settings DuckDB's azure secrets take: a connection string
 // (account key, SAS token, or anonymous access to a public container), or
-// just an account name, in which case requests carry Microsoft Entra tokens
-// from DefaultAzureCredential (managed identity on an Azure VM, workload
+// just an account name, in which case requests are anonymous unless
+// Config.Ambient asks for Microsoft Entra tokens from
+// DefaultAzureCredential (managed identity on an Azure VM, workload
 // identity, AZURE_* environment variables, the Azure CLI).
 //
 // Errors name the blob as az://container/key and never carry an account
@@ -35,8 +36,14 @@ type Config struct {
 	Container string
 	// AccountName is DuckDB's ACCOUNT_NAME. Without a connection string
 	// the service is https://<account>.blob.core.windows.net and requests
-	// authenticate with DefaultAzureCredential.
+	// are anonymous (DuckDB's config provider), or authenticate with
+	// DefaultAzureCredential when Ambient is set.
 	AccountName string
+	// Ambient uses the machine's identity (DefaultAzureCredential) for an
+	// account name without a connection string: DuckDB's credential_chain
+	// provider. It is off by default so that the machine's tokens go
+	// nowhere unless asked for.
+	Ambient bool
 	// ConnectionString is DuckDB's CONNECTION_STRING, the semicolon
 	// separated AccountName=...;AccountKey=...;BlobEndpoint=... form the
 	// Azure portal shows. An AccountKey signs requests with the shared key;
@@ -175,7 +182,10 @@ func resolve(cfg Config) (target, error) {
 		}
 	case cfg.AccountName != "":
 		t.account = cfg.AccountName
-		t.auth = authDefault
+		t.auth = authAnonymous
+		if cfg.Ambient {
+			t.auth = authDefault
+		}
 		if service == "" {
 			if !validAccount(t.account) {
 				return target{}, fmt.Errorf("abs: invalid account name %q", t.account)
@@ -404,7 +414,7 @@ func (b *Bucket) authHint() string {
 	case authSAS:
 		return "check that the SAS token is current and grants this container and operation"
 	case authAnonymous:
-		return "the container does not allow anonymous access; give an account key or SAS token"
+		return "the container does not allow anonymous access; give an account key or SAS token, or use PROVIDER credential_chain"
 	default:
 		return "check that the Azure identity has a Storage Blob Data role on the container"
 	}

@@ -378,13 +378,17 @@ func TestConfig(t *testing.T) {
 		{name: "container too short", cfg: Config{Container: "x", AccountName: "acct"}, err: "invalid container"},
 		{name: "container upper case", cfg: Config{Container: "Data", AccountName: "acct"}, err: "invalid container"},
 		{name: "container double hyphen", cfg: Config{Container: "a--b", AccountName: "acct"}, err: "invalid container"},
-		{name: "root container", cfg: Config{Container: "$root", AccountName: "acct"}, url: "https://acct.blob.core.windows.net/$root", auth: authDefault},
+		{name: "root container", cfg: Config{Container: "$root", AccountName: "acct"}, url: "https://acct.blob.core.windows.net/$root", auth: authAnonymous},
 		{
 			name: "account only", cfg: Config{Container: "box", AccountName: "acct"},
+			url: "https://acct.blob.core.windows.net/box", auth: authAnonymous,
+		},
+		{
+			name: "account with the machine's identity", cfg: Config{Container: "box", AccountName: "acct", Ambient: true},
 			url: "https://acct.blob.core.windows.net/box", auth: authDefault,
 		},
 		{
-			name: "account with endpoint", cfg: Config{Container: "box", AccountName: "acct", Endpoint: "http://127.0.0.1:1/acct/"},
+			name: "account with endpoint", cfg: Config{Container: "box", AccountName: "acct", Endpoint: "http://127.0.0.1:1/acct/", Ambient: true},
 			url: "http://127.0.0.1:1/acct/box", auth: authDefault,
 		},
 		{name: "account not a host name", cfg: Config{Container: "box", AccountName: "evil.com/x"}, err: "invalid account name"},
@@ -482,7 +486,8 @@ func fakeDefaultCredential() (restore func()) {
 	return func() { newDefaultCredential = old }
 }
 
-// An account name alone authenticates with the default credential chain.
+// An account name with Ambient authenticates with the default credential
+// chain.
 func TestDefaultCredential(t *testing.T) {
 	old := newDefaultCredential
 	defer func() { newDefaultCredential = old }()
@@ -495,7 +500,7 @@ func TestDefaultCredential(t *testing.T) {
 	}
 	// An https endpoint on loopback: the token is asked for before any
 	// connection is made, and the fake refuses it.
-	b, err := New(context.Background(), Config{Container: "box", AccountName: "acct", Endpoint: "https://" + objstoretest.FreeAddr(t) + "/acct"})
+	b, err := New(context.Background(), Config{Container: "box", AccountName: "acct", Endpoint: "https://" + objstoretest.FreeAddr(t) + "/acct", Ambient: true})
 	if err != nil || made != 1 {
 		t.Fatalf("%v, made %d", err, made)
 	}
@@ -507,7 +512,7 @@ func TestDefaultCredential(t *testing.T) {
 	}
 
 	newDefaultCredential = func() (azcore.TokenCredential, error) { return nil, errors.New("no identity") }
-	if _, err := New(context.Background(), Config{Container: "box", AccountName: "acct"}); err == nil || !strings.Contains(err.Error(), "no identity") {
+	if _, err := New(context.Background(), Config{Container: "box", AccountName: "acct", Ambient: true}); err == nil || !strings.Contains(err.Error(), "no identity") {
 		t.Fatalf("credential error: %v", err)
 	}
 }

@@ -1,7 +1,9 @@
 // Package gcs is the objstore.Bucket for Google Cloud Storage, reached
 // through its JSON and XML APIs with Application Default Credentials (on a
-// GCE VM, its service account). HMAC-key access goes through the s3
-// package on GCS's S3-compatible endpoint instead.
+// GCE VM, its service account), so it serves only where the machine's
+// identity applies: no secret, or PROVIDER credential_chain. HMAC-key and
+// keyless (anonymous) access go through the s3 package on GCS's
+// S3-compatible endpoint instead, as DuckDB's gcs secrets do.
 //
 // When STORAGE_EMULATOR_HOST is set, the storage client talks plain HTTP
 // to that host and sends no credentials; the tests rely on that to run

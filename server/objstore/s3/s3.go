@@ -31,10 +31,14 @@ import (
 type Config struct {
 	Bucket string
 	Region string // default "us-east-1"
-	// KeyID, Secret and SessionToken are static credentials. An empty
-	// KeyID uses the AWS default credential chain instead: environment
-	// variables, shared config files, web identity, the instance role.
+	// KeyID, Secret and SessionToken are static credentials.
 	KeyID, Secret, SessionToken string
+	// Ambient, with no KeyID, signs with the AWS default credential
+	// chain: environment variables, shared config files, web identity,
+	// the instance role. Without it and without a KeyID requests go
+	// unsigned, as DuckDB sends them for a secret without keys, so the
+	// machine's identity is never sent anywhere by default.
+	Ambient bool
 	// Endpoint is a host[:port] or a URL; empty means AWS. As in DuckDB,
 	// UseSSL picks the scheme of an endpoint given without one.
 	Endpoint string
@@ -56,8 +60,8 @@ func (c Config) String() string {
 		}
 		return "<redacted>"
 	}
-	return fmt.Sprintf("{Bucket:%s Region:%s KeyID:%s Secret:%s SessionToken:%s Endpoint:%s URLStyle:%s UseSSL:%t}",
-		c.Bucket, c.Region, c.KeyID, redact(c.Secret), redact(c.SessionToken), c.Endpoint, c.URLStyle, c.UseSSL)
+	return fmt.Sprintf("{Bucket:%s Region:%s KeyID:%s Secret:%s SessionToken:%s Ambient:%t Endpoint:%s URLStyle:%s UseSSL:%t}",
+		c.Bucket, c.Region, c.KeyID, redact(c.Secret), redact(c.SessionToken), c.Ambient, c.Endpoint, c.URLStyle, c.UseSSL)
 }
 
 // GoString keeps %#v from printing the secrets too.
@@ -88,6 +92,9 @@ func New(ctx context.Context, cfg Config) (*Bucket, error) {
 	if cfg.KeyID != "" && cfg.Secret == "" {
 		return nil, errors.New("s3: a key ID without a secret")
 	}
+	if cfg.KeyID != "" && cfg.Ambient {
+		return nil, errors.New("s3: both a key ID and the default credential chain")
+	}
 	endpoint, pathStyle, err := resolveEndpoint(cfg)
 	if err != nil {
 		return nil, err
@@ -98,9 +105,15 @@ func New(ctx context.Context, cfg Config) (*Bucket, error) {
 	}
 
 	opts := []func(*config.LoadOptions) error{config.WithRegion(region)}
-	if cfg.KeyID != "" {
+	anonymous := cfg.KeyID == "" && !cfg.Ambient
+	switch {
+	case cfg.KeyID != "":
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(cfg.KeyID, cfg.Secret, cfg.SessionToken)))
+	case anonymous:
+		// Setting a provider keeps LoadDefaultConfig from resolving the
+		// default chain at all.
+		opts = append(opts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -108,6 +121,11 @@ func New(ctx context.Context, cfg Config) (*Bucket, error) {
 	}
 	client := awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
 		o.UsePathStyle = pathStyle
+		if anonymous {
+			// The signer skips anonymous credentials: no Authorization,
+			// no X-Amz-Security-Token.
+			o.Credentials = aws.AnonymousCredentials{}
+		}
 		if endpoint == "" {
 			return
 		}

@@ -196,7 +196,7 @@ func TestDefaultCredentialChain(t *testing.T) {
 	srv, bucket := gateway(t)
 	srv.Setenv(t)
 	cfg := testConfig(srv, bucket)
-	cfg.KeyID, cfg.Secret = "", ""
+	cfg.KeyID, cfg.Secret, cfg.Ambient = "", "", true
 	b := open(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -372,6 +372,7 @@ func TestConfigErrors(t *testing.T) {
 		{Bucket: "b", Endpoint: "http://user:pw@host"},
 		{Bucket: "b", KeyID: "k"},
 		{Bucket: "b", Secret: "s"},
+		{Bucket: "b", KeyID: "k", Secret: "s", Ambient: true},
 	} {
 		if _, err := New(context.Background(), cfg); err == nil {
 			t.Errorf("New(%v) succeeded", cfg)

@@ -198,7 +198,7 @@ variable "release_sha256" {
 }
 
 variable "extra_env" {
-  description = "Further luna.env settings for every node (LUNA_NAME = value), e.g. { LUNA_MEMORY_LIMIT = \"80%\" }; see systemd/luna.env. The password has its own variable."
+  description = "Further luna.env settings for every node (LUNA_NAME = value), e.g. { LUNA_MEMORY_LIMIT = \"80%\" }; see systemd/luna.env. The password has its own variable. The security settings default as luna.env sets them: LUNA_ALLOWED_DIRECTORIES=/var/lib/luna (file lockdown; empty turns it off), LUNA_IDLE_TIMEOUT=15m, LUNA_AUTH_TIMEOUT=10s, LUNA_WRITE_TIMEOUT=1m, LUNA_MAX_UNAUTHENTICATED_CONNECTIONS=0 (automatic), LUNA_QUERY_TIMEOUT=0 (none)."
   type        = map(string)
   default     = {}
 
