@@ -86,15 +86,22 @@ func TestAppliance(t *testing.T) {
 	// The sandbox: larger-than-memory work spills into the state directory
 	// (DuckDB creates the temp dir there, private to the service), and the
 	// rest of the file system is read-only.
-	a.execSQL("SET memory_limit = '64MB'")
 	if got := a.query("SELECT max(i) FROM (SELECT range AS i FROM range(10000000) ORDER BY range DESC OFFSET 1)"); got != "9999998" {
 		t.Errorf("spilling sort answered %q, want 9999998", got)
 	}
 	if out, err := a.Exec("stat", "-c", "%F %a", "/var/lib/luna/tmp"); err != nil || strings.TrimSpace(out) != "directory 700" {
 		t.Errorf("the spill directory /var/lib/luna/tmp: %q %v; want a directory with mode 700", out, err)
 	}
-	if err := a.tryExecSQL("COPY (SELECT 1) TO '/etc/luna/escape.csv'"); err == nil || !strings.Contains(err.Error(), "Read-only file system") {
-		t.Errorf("writing to /etc/luna: %v; want a read-only file system error", err)
+	// The file lockdown (LUNA_ALLOWED_DIRECTORIES=/var/lib/luna) refuses
+	// first; the read-only file system stands behind it.
+	if err := a.tryExecSQL("COPY (SELECT 1) TO '/etc/luna/escape.csv'"); err == nil || !strings.Contains(err.Error(), "Permission Error") {
+		t.Errorf("writing to /etc/luna: %v; want the lockdown's Permission Error", err)
+	}
+	if err := a.tryExecSQL("SELECT * FROM read_text('/etc/passwd')"); err == nil || !strings.Contains(err.Error(), "Permission Error") {
+		t.Errorf("reading /etc/passwd: %v; want the lockdown's Permission Error", err)
+	}
+	if err := a.tryExecSQL("SET memory_limit = '1GB'"); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("a client's SET: %v; want it refused (lock_configuration)", err)
 	}
 
 	if _, err := a.Exec("systemctl", "stop", "luna.service"); err != nil {
@@ -207,6 +214,9 @@ func newAppliance(t *testing.T, rootfs, luna, lunactl string) *appliance {
 	}
 
 	a.write("etc/luna/init.d/05-slow.sql", slowSQL)
+	// Clients cannot SET anything under the appliance's lockdown: the
+	// memory limit for the spill check below comes with the startup SQL.
+	a.write("etc/luna/init.d/01-memory.sql", "SET memory_limit = '64MB';\n")
 	a.write("etc/luna/init.d/10-tables.sql", preloadSQL)
 	env := a.Read("etc/luna/luna.env")
 	for name, value := range map[string]string{"LUNA_API_HOST_PORT": a.api, "LUNA_HEALTH_HOST_PORT": a.health} {

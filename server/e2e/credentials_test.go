@@ -4,15 +4,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,55 +19,6 @@ import (
 
 // The identity the server's machine has: what the AWS default chain and
 // Google's Application Default Credentials would find.
-const (
-	machineKeyID  = "AKIAMACHINEIDENTITY1"
-	machineSecret = "machine-secret-access-key"
-	machineToken  = "machine-session-token-do-not-send"
-)
-
-// machineEnv is a server environment holding the machine's cloud
-// identity, with every metadata service out of reach.
-func machineEnv(t *testing.T, googleTokens string) []string {
-	t.Helper()
-	none := filepath.Join(t.TempDir(), "none")
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := json.Marshal(map[string]string{
-		"type":           "service_account",
-		"project_id":     "luna-test",
-		"private_key_id": "machine-key-id",
-		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
-		"client_email":   "vm@luna-test.iam.gserviceaccount.com",
-		"client_id":      "1",
-		"token_uri":      "http://" + googleTokens + "/token",
-	})
-	saFile := filepath.Join(t.TempDir(), "sa.json")
-	if err := os.WriteFile(saFile, sa, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return []string{
-		"AWS_ACCESS_KEY_ID=" + machineKeyID,
-		"AWS_SECRET_ACCESS_KEY=" + machineSecret,
-		"AWS_SESSION_TOKEN=" + machineToken,
-		"AWS_REGION=us-east-1",
-		"AWS_PROFILE=",
-		"AWS_CONFIG_FILE=" + none,
-		"AWS_SHARED_CREDENTIALS_FILE=" + none,
-		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL=",
-		"AWS_ENDPOINT_URL_S3=",
-		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=",
-		"AWS_CONTAINER_CREDENTIALS_FULL_URI=",
-		"AWS_WEB_IDENTITY_TOKEN_FILE=",
-		"AWS_ROLE_ARN=",
-		"GOOGLE_APPLICATION_CREDENTIALS=" + saFile,
-		"GCE_METADATA_HOST=127.0.0.1:1",
-		"STORAGE_EMULATOR_HOST=",
-	}
-}
-
 // TestKeylessSecretSendsNoCredentials is issue 11 item 6: a secret
 // without keys that names a third party's ENDPOINT must not hand that
 // party the machine's credentials. Each secret's endpoint is its own
@@ -99,7 +43,7 @@ func TestKeylessSecretSendsNoCredentials(t *testing.T) {
 		rec[name] = objstoretest.StartRecorder(t, srv.DirectEndpoint, nil)
 	}
 
-	p := startLuna(t, true, machineEnv(t, googleTokens.Addr))
+	p := startLuna(t, true, objstoretest.MachineIdentity(t, googleTokens.Addr))
 	c := p.dial(t, client.Options{})
 	secrets := []string{
 		// The issue's statement: no KEY_ID, a stranger's endpoint.
@@ -130,7 +74,7 @@ func TestKeylessSecretSendsNoCredentials(t *testing.T) {
 		if n := len(r.Requests()); n < 2 {
 			t.Fatalf("%s: %d requests recorded: the test tests nothing", name, n)
 		}
-		if leaks := r.Credentials(machineKeyID, machineSecret, machineToken); len(leaks) > 0 {
+		if leaks := r.Credentials(objstoretest.MachineKeyID, objstoretest.MachineSecret, objstoretest.MachineToken); len(leaks) > 0 {
 			t.Fatalf("%s: the machine's credentials reached the secret's endpoint:\n%s", name, strings.Join(leaks, "\n"))
 		}
 		t.Logf("%s: %d requests, none with credentials", name, len(r.Requests()))
@@ -150,7 +94,7 @@ func TestKeylessSecretSendsNoCredentials(t *testing.T) {
 	}
 	// The secret's own Authorization header is expected; a "holds" line
 	// is one of the machine's values found somewhere.
-	if leaks := rec["keyed"].Credentials(machineKeyID, machineSecret, machineToken); strings.Contains(strings.Join(leaks, "\n"), " holds ") {
+	if leaks := rec["keyed"].Credentials(objstoretest.MachineKeyID, objstoretest.MachineSecret, objstoretest.MachineToken); strings.Contains(strings.Join(leaks, "\n"), " holds ") {
 		t.Fatalf("keyed: the machine's credentials were sent:\n%s", strings.Join(leaks, "\n"))
 	}
 
@@ -164,7 +108,7 @@ func TestKeylessSecretSendsNoCredentials(t *testing.T) {
 		t.Fatal("credential_chain: no request")
 	}
 	for _, q := range reqs {
-		if !strings.Contains(q.Header.Get("Authorization"), "Credential="+machineKeyID+"/") || q.Header.Get("X-Amz-Security-Token") != machineToken {
+		if !strings.Contains(q.Header.Get("Authorization"), "Credential="+objstoretest.MachineKeyID+"/") || q.Header.Get("X-Amz-Security-Token") != objstoretest.MachineToken {
 			t.Fatalf("credential_chain: %s %s without the machine's credentials: %v", q.Method, q.URI, q.Header)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	bindings "github.com/duckdb/duckdb-go-bindings"
@@ -45,6 +46,12 @@ func (o Options) settings() []setting {
 		}
 	}
 	add("home_directory", o.HomeDir, "--db-home-dir")
+	if o.HomeDir != "" {
+		// DuckDB fixes its secret directory before home_directory is
+		// applied, and would keep it relative to the working directory:
+		// name it under the home, where --allowed-directories expects it.
+		add("secret_directory", filepath.Join(o.HomeDir, ".duckdb", "stored_secrets"), "--db-home-dir")
+	}
 	add("temp_directory", o.TempDir, "--temp-dir")
 	add("memory_limit", o.MemoryLimit, "--memory-limit")
 	add("max_temp_directory_size", o.MaxTempDirSize, "--max-temp-dir-size")

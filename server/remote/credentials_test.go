@@ -2,14 +2,7 @@ package remote
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,58 +15,13 @@ import (
 	"github.com/lunadb/luna/server/objstore/s3"
 )
 
-const (
-	machineKeyID = "AKIAMACHINEIDENTITY1"
-	machineToken = "machine-session-token-do-not-send"
-)
-
-// machineIdentity gives the process the credentials a cloud VM has: AWS
-// keys with a session token in the environment, a Google service account
-// whose token endpoint is tokens (so a token request would be seen), and
-// Azure service principal variables. Nothing reaches a real cloud: the
-// instance metadata services are off.
+// machineIdentity gives this process the credentials a cloud VM has.
 func machineIdentity(t *testing.T, tokens string) {
 	t.Helper()
-	none := filepath.Join(t.TempDir(), "none")
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID":           machineKeyID,
-		"AWS_SECRET_ACCESS_KEY":       "machine-secret-access-key",
-		"AWS_SESSION_TOKEN":           machineToken,
-		"AWS_REGION":                  "us-east-1",
-		"AWS_EC2_METADATA_DISABLED":   "true",
-		"AWS_CONFIG_FILE":             none,
-		"AWS_SHARED_CREDENTIALS_FILE": none,
-		"AWS_PROFILE":                 "",
-		"AWS_ENDPOINT_URL":            "",
-		"AWS_ENDPOINT_URL_S3":         "",
-		"AWS_ROLE_ARN":                "",
-		"AWS_WEB_IDENTITY_TOKEN_FILE": "",
-		"STORAGE_EMULATOR_HOST":       "",
-		"GCE_METADATA_HOST":           "127.0.0.1:1",
-		"AZURE_TENANT_ID":             "00000000-0000-0000-0000-000000000001",
-		"AZURE_CLIENT_ID":             "00000000-0000-0000-0000-000000000002",
-		"AZURE_CLIENT_SECRET":         "machine-client-secret",
-	} {
+	for _, kv := range objstoretest.MachineIdentity(t, tokens) {
+		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := json.Marshal(map[string]string{
-		"type":           "service_account",
-		"project_id":     "luna-test",
-		"private_key_id": "machine-key-id",
-		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
-		"client_email":   "vm@luna-test.iam.gserviceaccount.com",
-		"client_id":      "1",
-		"token_uri":      "http://" + tokens + "/token",
-	})
-	p := filepath.Join(t.TempDir(), "sa.json")
-	if err := os.WriteFile(p, sa, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", p)
 }
 
 // publicBucket is a versitygw bucket anyone may list and read, behind a
@@ -132,7 +80,7 @@ func TestKeylessSecretsSendNoCredentials(t *testing.T) {
 			if len(rec.Requests()) == 0 {
 				t.Fatal("no request recorded: the test tests nothing")
 			}
-			if leaks := rec.Credentials(machineKeyID, machineToken); len(leaks) > 0 {
+			if leaks := rec.Credentials(objstoretest.MachineKeyID, objstoretest.MachineToken); len(leaks) > 0 {
 				t.Fatalf("credentials sent to the secret's endpoint:\n%s", strings.Join(leaks, "\n"))
 			}
 		})
@@ -173,7 +121,7 @@ func TestSecretKeysAndCredentialChain(t *testing.T) {
 		t.Fatalf("keys: requests %v", reqs)
 	}
 	for _, q := range reqs {
-		if strings.Contains(q.Header.Get("Authorization"), machineKeyID) || q.Header.Get("X-Amz-Security-Token") != "" {
+		if strings.Contains(q.Header.Get("Authorization"), objstoretest.MachineKeyID) || q.Header.Get("X-Amz-Security-Token") != "" {
 			t.Fatalf("keys: the machine's credentials were sent: %v", q.Header)
 		}
 	}
@@ -185,7 +133,7 @@ func TestSecretKeysAndCredentialChain(t *testing.T) {
 	}
 	listAll(t, b) // versitygw does not know the machine's key
 	reqs = rec.Requests()
-	if len(reqs) == 0 || !strings.Contains(reqs[0].Header.Get("Authorization"), "Credential="+machineKeyID+"/") || reqs[0].Header.Get("X-Amz-Security-Token") != machineToken {
+	if len(reqs) == 0 || !strings.Contains(reqs[0].Header.Get("Authorization"), "Credential="+objstoretest.MachineKeyID+"/") || reqs[0].Header.Get("X-Amz-Security-Token") != objstoretest.MachineToken {
 		t.Fatalf("credential_chain: requests %v", reqs)
 	}
 }

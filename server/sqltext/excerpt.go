@@ -22,15 +22,27 @@ type Edits []Edit
 // both share, the same character; inside a replacement, the start of what
 // it replaced.
 func (es Edits) Back(off int) int {
+	return es.mapOffset(off, func(e Edit) (int, int, int, int) { return e.NewStart, e.NewEnd, e.OldStart, e.OldEnd })
+}
+
+// Forward maps a byte offset of the original text to the edited one, as
+// Back does the other way.
+func (es Edits) Forward(off int) int {
+	return es.mapOffset(off, func(e Edit) (int, int, int, int) { return e.OldStart, e.OldEnd, e.NewStart, e.NewEnd })
+}
+
+// mapOffset maps off from one side of the edits (from) to the other (to).
+func (es Edits) mapOffset(off int, sides func(Edit) (fromStart, fromEnd, toStart, toEnd int)) int {
 	delta := 0
 	for _, e := range es {
-		if off < e.NewStart {
+		fs, fe, ts, te := sides(e)
+		if off < fs {
 			break
 		}
-		if off < e.NewEnd {
-			return e.OldStart
+		if off < fe {
+			return ts
 		}
-		delta = e.OldEnd - e.NewEnd
+		delta = te - fe
 	}
 	return off + delta
 }

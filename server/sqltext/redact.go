@@ -200,7 +200,7 @@ func RedactMessage(msg, sql string) string {
 	if len(r.Values) == 0 {
 		return msg
 	}
-	msg = Reframe(msg, sql, r.SQL, r.forward)
+	msg = Reframe(msg, sql, r.SQL, r.Edits.Forward)
 	vals := append([]string(nil), r.Values...)
 	sort.Slice(vals, func(a, b int) bool { return len(vals[a]) > len(vals[b]) })
 	for _, v := range vals {
@@ -213,19 +213,4 @@ func RedactMessage(msg, sql string) string {
 		}
 	}
 	return msg
-}
-
-// forward maps an offset of the original statement to the redacted one.
-func (r Redacted) forward(off int) int {
-	delta := 0
-	for _, e := range r.Edits {
-		if off < e.OldStart {
-			break
-		}
-		if off < e.OldEnd {
-			return e.NewStart
-		}
-		delta = e.NewEnd - e.OldEnd
-	}
-	return off + delta
 }
