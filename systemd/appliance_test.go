@@ -365,14 +365,7 @@ func (a *appliance) query(sql string) string {
 	return lines[1]
 }
 
-// execSQL runs statements with lunactl -x on the host.
-func (a *appliance) execSQL(sql string) {
-	a.t.Helper()
-	if err := a.tryExecSQL(sql); err != nil {
-		a.t.Fatal(err)
-	}
-}
-
+// tryExecSQL runs statements with lunactl -x on the host.
 func (a *appliance) tryExecSQL(sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
