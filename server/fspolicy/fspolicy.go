@@ -155,18 +155,6 @@ func globBase(p string) string {
 	return p
 }
 
-// LocalPath is a file URI (file:///x, file:/x) as a local path; other
-// paths are returned as they are.
-func LocalPath(uri string) string {
-	switch {
-	case strings.HasPrefix(uri, "file://"):
-		return filepath.Clean("/" + strings.TrimLeft(strings.TrimPrefix(uri, "file://"), "/"))
-	case strings.HasPrefix(uri, "file:"):
-		return filepath.Clean("/" + strings.TrimLeft(strings.TrimPrefix(uri, "file:"), "/"))
-	}
-	return uri
-}
-
 // CheckSecrets refuses a lockdown under which a client could read stored
 // secrets: an allowed directory that holds (or is) one of secretDirs.
 func (p Policy) CheckSecrets(secretDirs ...string) error {

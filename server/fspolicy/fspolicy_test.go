@@ -48,10 +48,8 @@ func TestPolicyResolvesLinksAndDotDot(t *testing.T) {
 		filepath.Join(allowed, "dangling", "x.xlsx"):     false,
 		filepath.Join(allowed, "escape", "*.txt"):        false,
 		filepath.Join(root, "allowedX", "a.xlsx"):        false,
-		"/etc/passwd":                   false,
-		LocalPath("file:///etc/passwd"): false,
-		LocalPath("file:" + filepath.Join(allowed, "a.xlsx")): true,
-		"/*": false,
+		"/etc/passwd": false,
+		"/*":          false,
 	}
 	for path, want := range reads {
 		err := p.CheckGlob(path, path)
