@@ -8,8 +8,9 @@ require (
 	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.23.3
 	github.com/Azure/azure-sdk-for-go/sdk/azidentity v1.15.0
 	github.com/Azure/azure-sdk-for-go/sdk/storage/azblob v1.8.0
-	github.com/apache/arrow-go/v18 v18.5.1
-	github.com/apache/iceberg-go v0.4.0
+	github.com/RoaringBitmap/roaring/v2 v2.26.0
+	github.com/apache/arrow-go/v18 v18.5.1 // the version duckdb-go requires
+	github.com/apache/iceberg-go v0.4.0 // later releases need a later arrow-go; tests read tables written by v0.7.0 (internal/icebergwriter)
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/config v1.33.18
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.0
@@ -25,6 +26,11 @@ require (
 	github.com/xuri/excelize/v2 v2.11.1
 	golang.org/x/sync v0.24.0
 	google.golang.org/api v0.307.0
+)
+
+require (
+	github.com/bits-and-blooms/bitset v1.24.4 // indirect
+	github.com/mschoch/smat v0.2.0 // indirect
 )
 
 require (

@@ -32,6 +32,36 @@ install_npm_tool() { # bin-name package@version
 	echo "$pkg" >"$stamp"
 }
 
+# Libraries (no binary) the tests load with node, into $CACHE/npm/NAME;
+# tests set NODE_PATH to its node_modules.
+install_npm_lib() { # name package@version...
+	local name=$1 dir="$CACHE/npm/$1" stamp="$CACHE/npm/$1/.versions"
+	shift
+	if [[ -d "$dir/node_modules" && "$(cat "$stamp" 2>/dev/null)" == "$*" ]]; then
+		return
+	fi
+	command -v npm >/dev/null || { echo "npm is required for $* (apt-get install npm)" >&2; exit 1; }
+	echo "installing $* into $dir"
+	mkdir -p "$dir"
+	npm install --prefix "$dir" --no-audit --no-fund --loglevel=error --save-exact "$@"
+	echo "$*" >"$stamp"
+}
+
+# iceberg-write: the nested module internal/icebergwriter (iceberg-go v0.7.0,
+# its own arrow-go), built from this checkout; rebuilt only when its
+# sources or the Go toolchain change.
+install_iceberg_writer() {
+	local root stamp="$BIN/.iceberg-write.hash" hash
+	root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+	hash="$(cd "$root/internal/icebergwriter" && { GOTOOLCHAIN=local go version; sha256sum go.mod go.sum *.go; } | sha256sum)"
+	if [[ -x "$BIN/iceberg-write" && "$(cat "$stamp" 2>/dev/null)" == "$hash" ]]; then
+		return
+	fi
+	echo "building iceberg-write into $BIN"
+	(cd "$root" && GOTOOLCHAIN=local go build -C internal/icebergwriter -trimpath -o "$BIN/iceberg-write" .)
+	echo "$hash" >"$stamp"
+}
+
 case "${1:-install}" in
 install)
 	mkdir -p "$BIN"
@@ -44,6 +74,10 @@ install)
 	install_go_tool versitygw "github.com/versity/versitygw/cmd/versitygw@v1.8.0"
 	install_go_tool fake-gcs-server "github.com/fsouza/fake-gcs-server@v1.56.1"
 	install_npm_tool azurite-blob azurite@3.37.0
+	# The JavaScript xlsx writers the Excel tests read workbooks from.
+	install_npm_lib xlsx-writers exceljs@4.4.0 xlsx@0.18.5
+	# Iceberg tables written by a newer, independent iceberg-go.
+	install_iceberg_writer
 	;;
 path)
 	echo "$BIN/${2:?tool name}"

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/server/engine"
+	"github.com/lunadb/luna/server/recovery"
 	"github.com/lunadb/luna/server/wire"
 )
 
@@ -78,6 +79,10 @@ func (s *Server) serveConn(nc net.Conn) {
 	ss.authed = !ss.needAuth
 	ss.ctx, ss.cancel = context.WithCancelCause(context.Background())
 	defer ss.close()
+	// A panic in the session's own machinery leaves its state unknown: the
+	// client is told, then the connection closes (ss.close, deferred
+	// before). Statements recover on their own and keep the session (run).
+	defer recovery.Recover(ss.log, recovery.Session, "serving the connection", ss.answerPanic)
 
 	if err := s.track(ss); err != nil {
 		ss.log.Warn("connection refused", "err", err)
@@ -118,7 +123,13 @@ func (s *Server) serveConn(nc net.Conn) {
 	// keep pipelined requests flowing, while a connection never buffers
 	// more than two requests' worth of memory.
 	reqs := make(chan parsed, 1)
-	go ss.read(reqs)
+	go func() {
+		// A panic here ends the session with it as the cause: a running
+		// request is interrupted and answered with it (engine reports the
+		// cause), and the serving loop below answers one still waiting.
+		defer recovery.Recover(ss.log, recovery.Session, "reading requests", func(e *recovery.Error) { ss.cancel(e) })
+		ss.read(reqs)
+	}()
 
 	// The idle timer runs only while the session waits for a request, so
 	// a long query is never taken for idleness. Before AUTH it adds to
@@ -145,6 +156,10 @@ func (s *Server) serveConn(nc net.Conn) {
 		case <-s.draining:
 			return
 		case <-ss.ctx.Done():
+			var pe *recovery.Error
+			if errors.As(context.Cause(ss.ctx), &pe) {
+				ss.answerPanic(pe) // the reader panicked
+			}
 			return
 		}
 		if idle != nil {
@@ -177,6 +192,7 @@ func (s *Server) serveConn(nc net.Conn) {
 func (ss *session) read(out chan<- parsed) {
 	for {
 		req, err := ss.rd.Next()
+		recovery.Inject("reader", req.Text)
 		var fe *wire.FramingError
 		if err != nil && !errors.As(err, &fe) {
 			ss.readFailed(err)
@@ -256,6 +272,7 @@ func (ss *session) writeFailed(err error) {
 func (ss *session) serve(p parsed) bool {
 	obs := ss.srv.opts.Observer
 	start := time.Now()
+	recovery.Inject("session", p.req.Text)
 	if p.err != nil {
 		var fe *wire.FramingError
 		errors.As(p.err, &fe)
@@ -292,10 +309,8 @@ func (ss *session) serve(p parsed) bool {
 
 	var err error
 	switch req.Kind {
-	case wire.Exec:
-		err = ss.exec(ctx, req.Text)
-	case wire.Query:
-		err = ss.query(ctx, req.Text)
+	case wire.Exec, wire.Query:
+		err = ss.run(ctx, req)
 	default:
 		err = errUnknownPrefix
 		ss.status(req.Text, fmt.Sprintf("unknown request prefix %q: expected x: (execute) or q: (query)", req.Prefix()))
@@ -369,6 +384,55 @@ func (ss *session) authenticate(password string) (bool, string) {
 	}
 	ss.status(wire.AuthInput, wire.OK)
 	return true, "ok"
+}
+
+// run answers an exec or query request. A panic in it fails this request
+// alone, and the session goes on when that is safe, which it is unless
+// part of the answer was already written:
+//   - the deferred cleanups of query and the statement helpers ran while
+//     the panic unwound: the result is closed, the statement's cached
+//     files and views released;
+//   - Luna registers no Go callbacks in DuckDB, so a Go panic never unwinds
+//     through DuckDB's frames: its connection is between two calls, as
+//     after a failed statement. An open transaction, settings and
+//     temporary objects stay, for the client to go on with or roll back
+//     as after any error; reconnecting instead would silently end the
+//     transaction and run the client's next statements outside it.
+//
+// When part of a result is out, the stream is marked broken and the
+// connection closed, as for any failure mid-result.
+func (ss *session) run(ctx context.Context, req wire.Request) (err error) {
+	mark := ss.bw.Written() + int64(ss.bw.Buffered())
+	defer recovery.Recover(ss.log, recovery.Statement, "running the statement", func(pe *recovery.Error) {
+		err = ss.statementPanicked(req.Text, pe, mark)
+	}, "kind", req.Kind.String(), "bytes", len(req.Text))
+	recovery.Inject("statement", req.Text)
+	if req.Kind == wire.Exec {
+		return ss.exec(ctx, req.Text)
+	}
+	return ss.query(ctx, req.Text)
+}
+
+// statementPanicked answers a request whose run panicked; mark is where
+// its answer began in the response stream.
+func (ss *session) statementPanicked(sql string, pe *recovery.Error, mark int64) error {
+	if ss.bw.Written()+int64(ss.bw.Buffered()) == mark {
+		ss.status(sql, pe.Error())
+		return pe
+	}
+	wire.WriteAbort(ss.bw, pe.Error())
+	ss.flush()
+	return errBroken
+}
+
+// answerPanic tells the client of a panic in the session's machinery,
+// best effort and briefly: the connection closes next whatever happens.
+func (ss *session) answerPanic(pe *recovery.Error) {
+	ss.writeDeadline = time.Now().Add(5 * time.Second)
+	ss.nc.SetWriteDeadline(ss.writeDeadline)
+	if wire.WriteStatus(ss.bw, "", pe.Error()) == nil {
+		ss.bw.Flush()
+	}
 }
 
 func (ss *session) exec(ctx context.Context, sql string) error {

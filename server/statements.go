@@ -28,9 +28,12 @@ func RunTracked(ctx context.Context, res *remote.Resolver, conn *engine.Conn, st
 	if err != nil {
 		return nil, err
 	}
+	finishing := false
+	defer finishIfPanicking(ctx, p, &finishing)
 	if p.SQL != "" {
 		err = p.ClientError(conn.Exec(ctx, p.SQL))
 	}
+	finishing = true
 	if ferr := p.Finish(ctx, err == nil); err == nil {
 		err = ferr
 	}
@@ -84,14 +87,27 @@ func (ss *session) openQuery(ctx context.Context, conn *engine.Conn, sql string)
 	if err != nil {
 		return nil, none, err
 	}
+	handed := false // finish is the caller's
+	defer finishIfPanicking(ctx, p, &handed)
 	finish = func(ok bool) error { return p.Finish(ctx, ok) }
 	if p.SQL == "" {
+		handed = true
 		return nil, finish, nil
 	}
 	rows, err = conn.Query(ctx, p.SQL, ss.srv.opts.BatchRows)
+	handed = true
 	if err != nil {
 		finish(false)
 		return nil, none, p.ClientError(err)
 	}
 	return rows, finish, nil
+}
+
+// finishIfPanicking, deferred, finishes p as failed when a panic unwinds
+// past it before *done was set, so the statement's cached files and views
+// are released before the panic reaches the session's recovery (run).
+func finishIfPanicking(ctx context.Context, p *remote.Statement, done *bool) {
+	if !*done {
+		p.Finish(ctx, false)
+	}
 }

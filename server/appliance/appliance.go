@@ -27,6 +27,7 @@ import (
 	"github.com/lunadb/luna/server/health"
 	"github.com/lunadb/luna/server/metrics"
 	"github.com/lunadb/luna/server/passwd"
+	"github.com/lunadb/luna/server/recovery"
 	"github.com/lunadb/luna/server/remote"
 	"github.com/lunadb/luna/server/systemd"
 )
@@ -74,7 +75,8 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		hs = health.New(met.Registry(), log)
 		hs.SetNotReady("running startup SQL")
 		go func() {
-			if err := hs.Serve(hln); err != nil {
+			err := recovery.Do(log, recovery.Health, "serving the health port", func() error { return hs.Serve(hln) })
+			if err != nil {
 				log.Error("health server stopped", "err", err)
 			}
 		}()
@@ -170,7 +172,11 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		return float64(srv.OpenConnections())
 	})
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	// A panic in the accept loop stops the server like an accept error:
+	// Run returns, and systemd starts it afresh.
+	go func() {
+		served <- recovery.Do(log, recovery.Serve, "accepting connections", func() error { return srv.Serve(ln) })
+	}()
 
 	var draining sync.WaitGroup
 	watchdogCtx, stopWatchdog := context.WithCancel(context.Background())
@@ -179,7 +185,12 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	draining.Add(1)
 	go func() {
 		defer draining.Done()
-		notify.Watchdog(watchdogCtx, probe.check)
+		defer recovery.Recover(log, recovery.Watchdog, "feeding the systemd watchdog", nil)
+		// A panic in one probe fails that probe: the watchdog goes
+		// unfed while it lasts.
+		notify.Watchdog(watchdogCtx, func(ctx context.Context) error {
+			return recovery.Do(log, recovery.Watchdog, "the health probe", func() error { return probe.check(ctx) })
+		})
 	}()
 
 	addr := ln.Addr().String()
@@ -302,7 +313,7 @@ func runInitSQL(ctx context.Context, db *engine.DB, resolver *remote.Resolver, c
 	done := make(chan struct{})
 	defer close(done)
 	notify.ExtendTimeout(grace)
-	go func() {
+	recovery.Go(log, recovery.Startup, "tracking startup SQL progress", func() {
 		t := time.NewTicker(tick)
 		defer t.Stop()
 		lastStatements, lastRows := -1, uint64(0)
@@ -321,7 +332,7 @@ func runInitSQL(ctx context.Context, db *engine.DB, resolver *remote.Resolver, c
 			}
 			lastStatements, lastRows = n, rows
 		}
-	}()
+	})
 
 	start := time.Now()
 	failed, err := r.run(ctx, files)

@@ -11,6 +11,7 @@ import (
 	"github.com/lunadb/luna/server"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/metrics"
+	"github.com/lunadb/luna/server/recovery"
 	"github.com/lunadb/luna/server/remote"
 	"github.com/lunadb/luna/server/sqltext"
 )
@@ -108,7 +109,14 @@ func (w *watcher) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			w.check(ctx, tbl)
+			// A panic fails this check alone (logged and counted): the
+			// table keeps its contents and is checked again next time.
+			// The connection is between two DuckDB calls, as after a
+			// failed reload, and goes on serving the checks.
+			recovery.Do(w.log, recovery.Watch, "checking the sources of table "+tbl.name, func() error {
+				w.check(ctx, tbl)
+				return nil
+			}, "table", tbl.name, "file", tbl.file, "line", tbl.line)
 		}
 	}
 }
@@ -116,6 +124,7 @@ func (w *watcher) run(ctx context.Context) {
 // check reloads tbl if its sources changed. A failed reload leaves the
 // table as it was and is tried again at the next interval.
 func (w *watcher) check(ctx context.Context, tbl *watchedTable) {
+	recovery.Inject("watch", tbl.name)
 	change, err := w.res.Changes(ctx, tbl.sources)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -175,7 +175,7 @@ func TestSystemdNotifications(t *testing.T) {
 	if n := count(ns.since(wedged), "WATCHDOG=1"); n != 0 {
 		t.Fatalf("%d watchdog pings while the engine was wedged", n)
 	}
-	if !strings.Contains(p.logs.String(), "health probe failed") {
+	if !p.logs.Await("health probe failed") {
 		t.Fatal("no log line for the failing probe")
 	}
 	// Unwedged, the pings come back.
@@ -321,7 +321,7 @@ func TestInitSQLDirectoryRunsInOrder(t *testing.T) {
 	if got := scalar(t, c, "SELECT string_agg(x::VARCHAR, ',' ORDER BY x) FROM t"); got != "1,2,3,100" {
 		t.Fatalf("t = %s", got)
 	}
-	if !strings.Contains(p.logs.String(), `"msg":"startup SQL finished"`) {
+	if !p.logs.Await(`"msg":"startup SQL finished"`) {
 		t.Fatal("no progress logs")
 	}
 }
@@ -343,7 +343,7 @@ func TestInitSQLErrorNamesFileAndLine(t *testing.T) {
 	if err := c.Exec(context.Background(), "SELECT * FROM ok, after"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(p.logs.String(), "startup statement failed; continuing") {
+	if !p.logs.Await("startup statement failed; continuing") {
 		t.Fatal("failure not logged")
 	}
 }

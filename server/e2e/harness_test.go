@@ -49,10 +49,17 @@ func repoRoot() string {
 // for tests, optimized as shipped for benchmarks.
 func binary(tb testing.TB, name string, race bool) string {
 	tb.Helper()
+	return binaryTags(tb, name, race)
+}
+
+// binaryTags is binary built with extra build tags, as test-only builds
+// need (lunapanic: package recovery's panic injection).
+func binaryTags(tb testing.TB, name string, race bool, tags ...string) string {
+	tb.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	out := filepath.Join(buildDir, name)
-	args := []string{"build", "-tags=duckdb_arrow"}
+	out := filepath.Join(buildDir, strings.Join(append([]string{name}, tags...), "-"))
+	args := []string{"build", "-tags=" + strings.Join(append([]string{"duckdb_arrow"}, tags...), ",")}
 	if race {
 		out += "-race"
 		args = append(args, "-race")
@@ -107,6 +114,19 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
+// Await reports whether the logs show sub within a few seconds: a line
+// the server wrote before answering may still be in the pipe.
+func (l *logBuffer) Await(sub string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(l.String(), sub) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // startLuna runs the server on a free loopback port and waits until it
 // serves. Extra env entries are KEY=VALUE.
 func startLuna(tb testing.TB, race bool, env []string, args ...string) *proc {
@@ -119,7 +139,12 @@ func startLuna(tb testing.TB, race bool, env []string, args ...string) *proc {
 // launchLuna starts the server without waiting for it to serve.
 func launchLuna(tb testing.TB, race bool, env []string, args ...string) *proc {
 	tb.Helper()
-	bin := binary(tb, "luna", race)
+	return launchBinary(tb, binary(tb, "luna", race), env, args...)
+}
+
+// launchBinary is launchLuna for a luna binary of its own (binaryTags).
+func launchBinary(tb testing.TB, bin string, env []string, args ...string) *proc {
+	tb.Helper()
 	args = append([]string{"--api-host-port", "127.0.0.1:0", "--log-format", "json"}, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(cleanEnv(), env...)

@@ -224,7 +224,7 @@ func TestClientThatStopsReadingIsDisconnected(t *testing.T) {
 			if got := metric(t, base, `luna_requests_total{kind="query",outcome="aborted"}`); got != 1 {
 				t.Errorf("aborted queries = %v, want 1", got)
 			}
-			if !strings.Contains(p.logs.String(), "client stopped reading") {
+			if !p.logs.Await("client stopped reading") {
 				t.Errorf("no log line says why the connection was closed")
 			}
 			// The server goes on serving.

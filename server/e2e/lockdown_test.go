@@ -98,7 +98,7 @@ func TestAllowedDirectoriesMustNotHoldSecrets(t *testing.T) {
 	if code := p.wait(60e9); code == 0 {
 		t.Fatal("luna started with the secrets directory allowed")
 	}
-	if !strings.Contains(p.logs.String(), "stored secrets directory") {
+	if !p.logs.Await("stored secrets directory") {
 		t.Fatalf("no clear error:\n%s", p.logs)
 	}
 
@@ -107,7 +107,7 @@ func TestAllowedDirectoriesMustNotHoldSecrets(t *testing.T) {
 	if code := p.wait(60e9); code == 0 {
 		t.Fatal("luna started with a hand-written lockdown exposing the secrets")
 	}
-	if !strings.Contains(p.logs.String(), "stored secrets directory") {
+	if !p.logs.Await("stored secrets directory") {
 		t.Fatalf("no clear error:\n%s", p.logs)
 	}
 }

@@ -144,7 +144,7 @@ func TestSIGTERMLetsRunningQueryFinish(t *testing.T) {
 		t.Fatal("still accepting after shutdown")
 	}
 	for _, want := range []string{`"msg":"shutting down"`, `"msg":"stopped"`} {
-		if !strings.Contains(p.logs.String(), want) {
+		if !p.logs.Await(want) {
 			t.Errorf("logs lack %s", want)
 		}
 	}

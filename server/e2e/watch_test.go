@@ -42,7 +42,7 @@ CREATE TABLE fixed AS SELECT 42 AS answer;
 `)
 	haddr := freePort(t)
 	p := startLuna(t, true, nil, "--init-sql", dir, "--watch-interval", "150ms", "--health-host-port", haddr)
-	if !strings.Contains(p.logs.String(), "watching the sources of a table") {
+	if !p.logs.Await("watching the sources of a table") {
 		t.Fatalf("no watch log:\n%s", p.logs)
 	}
 

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	bindings "github.com/duckdb/duckdb-go-bindings"
 
+	"github.com/lunadb/luna/server/recovery"
 	"github.com/lunadb/luna/server/sqltext"
 )
 
@@ -295,7 +296,16 @@ func (r *Rows) produce() {
 	defer close(r.finished)
 	defer close(r.ahead)
 	for {
-		rec, err := r.fetch()
+		var rec arrow.RecordBatch
+		// This goroutine is the statement's too: a panic here fails the
+		// result, not the server.
+		err := recovery.Do(nil, recovery.Statement, "reading the result", func() (err error) {
+			if r.schema.NumFields() > 0 {
+				recovery.Inject("result", r.schema.Field(0).Name)
+			}
+			rec, err = r.fetch()
+			return err
+		})
 		if rec == nil && err == nil {
 			return
 		}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lunadb/luna/server/recovery"
 )
 
 // Server serves the health endpoints.
@@ -44,7 +46,7 @@ func New(g prometheus.Gatherer, log *slog.Logger) *Server {
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}))
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           guard(mux, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -70,3 +72,44 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops the server, waiting for requests in flight until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+// guard answers a request whose handler panicked with 500 and goes on
+// serving. net/http would recover the panic too, but drop the connection
+// unanswered and log outside Luna's log and luna_panics_total.
+func guard(h http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &startedWriter{ResponseWriter: w}
+		err := recovery.Do(log, recovery.Health, "serving "+r.URL.Path, func() error {
+			recovery.Inject("health", r.URL.Path)
+			h.ServeHTTP(sw, r)
+			return nil
+		}, "path", r.URL.Path, "remote", r.RemoteAddr)
+		if err == nil {
+			return
+		}
+		if sw.started {
+			// Part of the answer is out: cut it off rather than append.
+			panic(http.ErrAbortHandler)
+		}
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	})
+}
+
+// startedWriter notes whether a response was begun.
+type startedWriter struct {
+	http.ResponseWriter
+	started bool
+}
+
+func (w *startedWriter) WriteHeader(code int) {
+	w.started = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *startedWriter) Write(b []byte) (int, error) {
+	w.started = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *startedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

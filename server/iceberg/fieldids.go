@@ -26,6 +26,7 @@ const nameMappingProperty = "schema.name-mapping.default"
 type parquetColumns struct {
 	names []string
 	ids   []int // -1: the column has no field id
+	rows  int64
 }
 
 // complete reports whether every top-level column has a field id.
@@ -77,7 +78,7 @@ func readColumns(local string) (parquetColumns, error) {
 	}
 	defer r.Close()
 	root := r.MetaData().Schema.Root()
-	c = parquetColumns{names: make([]string, root.NumFields()), ids: make([]int, root.NumFields())}
+	c = parquetColumns{names: make([]string, root.NumFields()), ids: make([]int, root.NumFields()), rows: r.NumRows()}
 	for i := range root.NumFields() {
 		f := root.Field(i)
 		c.names[i], c.ids[i] = f.Name(), int(f.FieldID())

@@ -9,8 +9,9 @@
 // bounds when the query filters on a column with a literal.
 //
 // Parameters and output columns are DuckDB's. What is not supported (ORC
-// or Avro data files, deletion vectors, nested columns, an unknown
-// metadata codec) fails with an error that names it.
+// or Avro data files, nested columns, an unknown metadata codec) fails
+// with an error that names it. Deletion vectors (format v3) are decoded
+// here and joined like position deletes.
 package iceberg
 
 import (
@@ -43,6 +44,9 @@ type Files interface {
 	Local(ctx context.Context, uri string) (string, error)
 	// LocalAll is Local for many files at once (data files).
 	LocalAll(ctx context.Context, uris []string) ([]string, error)
+	// Scratch is a private directory for files a scan derives (deletion
+	// vectors as Parquet), kept until the statement ends.
+	Scratch() (string, error)
 }
 
 // Options are the parameters DuckDB's iceberg functions share.

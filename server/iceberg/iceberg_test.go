@@ -114,6 +114,8 @@ func (f localFiles) LocalAll(ctx context.Context, uris []string) ([]string, erro
 	return out, nil
 }
 
+func (localFiles) Scratch() (string, error) { return os.MkdirTemp("", "iceberg-scratch-") }
+
 // writeParquet writes int64 and string columns; ids[i] < 0 leaves
 // column i without a Parquet field id.
 func writeParquet(t *testing.T, path string, names []string, ids []int, cols ...any) int64 {

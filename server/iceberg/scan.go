@@ -27,6 +27,8 @@ type Filter struct {
 // Plan is what a scan reads, for logs and tests.
 type Plan struct {
 	DataFiles, PrunedFiles, PrunedManifests, PositionDeletes, EqualityDeletes int
+	// DeletionVectors counts the vectors applied (format v3).
+	DeletionVectors int
 	// NameMapped counts data files without Parquet field ids, read by
 	// column name through the table's name mapping.
 	NameMapped int
@@ -36,6 +38,9 @@ type dataFile struct {
 	uri   string // as recorded
 	local string
 	seq   int64
+	// part numbers the file's partition (spec and values) within the
+	// scan; equality deletes of a partitioned spec apply only to it.
+	part int
 	// byName is field id → column name for a file without Parquet field
 	// ids; nil: the file is read by field id.
 	byName map[int]string
@@ -46,8 +51,13 @@ type deleteFile struct {
 	local  string
 	seq    int64
 	eqIDs  []int          // equality deletes
+	part   int            // as dataFile's; globalPart: every partition
 	byName map[int]string // as dataFile's
 }
+
+// globalPart is the part of an equality delete written under an
+// unpartitioned spec, which applies to data files of every partition.
+const globalPart = -1
 
 // Scan is iceberg_scan: a parenthesized query that reads the snapshot.
 func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error) {
@@ -68,6 +78,17 @@ func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error
 	}
 	var data []dataFile
 	var posDels, eqDels []deleteFile
+	var dvs []deletionVector
+	parts := map[string]int{}
+	partOf := func(specID int, fi fileInfo) int {
+		k := fmt.Sprintf("%d/%s", specID, fi.partition)
+		n, ok := parts[k]
+		if !ok {
+			n = len(parts)
+			parts[k] = n
+		}
+		return n
+	}
 	for _, m := range list {
 		if err := ctx.Err(); err != nil {
 			return "", plan, context.Cause(ctx)
@@ -81,13 +102,27 @@ func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error
 		if err != nil {
 			return "", plan, err
 		}
+		specID := int(m.PartitionSpecID())
+		spec, ok := specs[specID]
+		if !ok {
+			return "", plan, fmt.Errorf("%s: manifest %s names partition spec %d, which the table metadata does not have", t.fn, m.FilePath(), specID)
+		}
 		for _, e := range es {
 			df := e.DataFile()
+			fi, err := readFileInfo(df)
+			if err != nil {
+				return "", plan, fmt.Errorf("%s: manifest %s: %w", t.fn, m.FilePath(), err)
+			}
+			if df.ContentType() == iceberg.EntryContentPosDeletes && strings.EqualFold(string(df.FileFormat()), "puffin") {
+				dv, err := t.deletionVector(df, e.SequenceNum())
+				if err != nil {
+					return "", plan, err
+				}
+				dvs = append(dvs, dv)
+				continue
+			}
 			if df.FileFormat() != iceberg.ParquetFile {
 				what := "data file"
-				if df.ContentType() == iceberg.EntryContentPosDeletes && strings.EqualFold(string(df.FileFormat()), "puffin") {
-					return "", plan, fmt.Errorf("%s: %s uses deletion vectors (%s), which are not supported", t.fn, t.path, df.FilePath())
-				}
 				if df.ContentType() != iceberg.EntryContentData {
 					what = "delete file"
 				}
@@ -95,16 +130,16 @@ func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error
 			}
 			switch df.ContentType() {
 			case iceberg.EntryContentData:
-				if col := t.missingPartitionColumn(df, specs[int(m.PartitionSpecID())]); col != "" {
+				if col := t.missingPartitionColumn(fi, spec); col != "" {
 					// Reading it by field id would give NULLs, not the
 					// partition's value.
 					return "", plan, fmt.Errorf("%s: data file %s does not store its partition column \"%s\" (a migrated table?), which is not supported", t.fn, df.FilePath(), col)
 				}
-				if !t.fileMayMatch(df, filters) {
+				if !t.fileMayMatch(fi, filters) {
 					plan.PrunedFiles++
 					continue
 				}
-				data = append(data, dataFile{uri: df.FilePath(), seq: e.SequenceNum()})
+				data = append(data, dataFile{uri: df.FilePath(), seq: e.SequenceNum(), part: partOf(specID, fi)})
 			case iceberg.EntryContentPosDeletes:
 				posDels = append(posDels, deleteFile{uri: df.FilePath(), seq: e.SequenceNum()})
 			case iceberg.EntryContentEqDeletes:
@@ -112,7 +147,14 @@ func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error
 				if len(ids) == 0 {
 					return "", plan, fmt.Errorf("%s: equality delete file %s names no equality columns", t.fn, df.FilePath())
 				}
-				eqDels = append(eqDels, deleteFile{uri: df.FilePath(), seq: e.SequenceNum(), eqIDs: ids})
+				// Iceberg spec, "Scan Planning": an equality delete applies
+				// to data files of its own spec and partition, unless its
+				// spec is unpartitioned.
+				part := globalPart
+				if spec.NumFields() > 0 {
+					part = partOf(specID, fi)
+				}
+				eqDels = append(eqDels, deleteFile{uri: df.FilePath(), seq: e.SequenceNum(), eqIDs: ids, part: part})
 			default:
 				return "", plan, fmt.Errorf("%s: manifest entry content %d in %s is not supported", t.fn, df.ContentType(), m.FilePath())
 			}
@@ -129,8 +171,21 @@ func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error
 	}
 	posDels = keep(posDels, func(d deleteFile) bool { return d.seq >= minSeq })
 	eqDels = keep(eqDels, func(d deleteFile) bool { return d.seq > minSeq })
+	// A deletion vector applies to its data file when that file is read
+	// and is not newer than the vector.
+	dataSeq := make(map[string]int64, len(data))
+	for _, d := range data {
+		dataSeq[d.uri] = d.seq
+	}
+	var liveDVs []deletionVector
+	for _, dv := range dvs {
+		if seq, ok := dataSeq[dv.ref]; ok && dv.seq >= seq {
+			liveDVs = append(liveDVs, dv)
+		}
+	}
+	plan.DeletionVectors = len(liveDVs)
 
-	uris := make([]string, 0, len(data)+len(posDels)+len(eqDels))
+	uris := make([]string, 0, len(data)+len(posDels)+len(eqDels)+len(liveDVs))
 	for _, d := range data {
 		uris = append(uris, t.resolve(d.uri))
 	}
@@ -139,6 +194,9 @@ func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error
 	}
 	for _, d := range eqDels {
 		uris = append(uris, t.resolve(d.uri))
+	}
+	for _, dv := range liveDVs {
+		uris = append(uris, t.resolve(dv.uri))
 	}
 	locals, err := t.files.LocalAll(ctx, uris)
 	if err != nil {
@@ -153,10 +211,31 @@ func (t *Table) Scan(ctx context.Context, filters []Filter) (string, Plan, error
 	for i := range eqDels {
 		eqDels[i].local = locals[len(data)+len(posDels)+i]
 	}
+	for i := range liveDVs {
+		liveDVs[i].local = locals[len(data)+len(posDels)+len(eqDels)+i]
+	}
 	if plan.NameMapped, err = t.checkFieldIDs(data, posDels, eqDels); err != nil {
 		return "", plan, err
 	}
-	sql, err := t.scanSQL(data, posDels, eqDels)
+	var dvFile string
+	if len(liveDVs) > 0 {
+		rows := make(map[string]int64, len(data))
+		for _, d := range data {
+			c, err := readColumns(d.local)
+			if err != nil {
+				return "", plan, fmt.Errorf("%s: reading %s: %w", t.fn, d.uri, err)
+			}
+			rows[d.uri] = c.rows
+		}
+		dir, err := t.files.Scratch()
+		if err != nil {
+			return "", plan, fmt.Errorf("%s: %w", t.fn, err)
+		}
+		if dvFile, err = t.writeDeletionVectors(ctx, liveDVs, rows, dir); err != nil {
+			return "", plan, err
+		}
+	}
+	sql, err := t.scanSQL(data, posDels, eqDels, dvFile)
 	return sql, plan, err
 }
 
@@ -213,9 +292,10 @@ func fileList(files []string) string {
 const (
 	colFile = "__iceberg_file"
 	colSeq  = "__iceberg_seq"
+	colPart = "__iceberg_part"
 )
 
-func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, error) {
+func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile, dvFile string) (string, error) {
 	fields := t.schema.Fields()
 	var entries, visible []string
 	var out []outCol
@@ -255,8 +335,9 @@ func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, 
 		}
 	}
 	schema := "MAP {" + strings.Join(entries, ", ") + "}"
-	deletes := len(posDels) > 0 || len(eqDels) > 0
-	if len(posDels) == 0 && len(eqDels) == 0 && len(byID) == len(data) {
+	positional := len(posDels) > 0 || dvFile != ""
+	deletes := positional || len(eqDels) > 0
+	if !deletes && len(byID) == len(data) {
 		return fmt.Sprintf("(SELECT %s FROM read_parquet(%s, schema = %s))", strings.Join(visible, ", "), fileList(byID), schema), nil
 	}
 
@@ -307,16 +388,16 @@ func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, 
 	// so data rows learn their file's sequence number first.
 	var files []string
 	for _, d := range data {
-		files = append(files, fmt.Sprintf("(%s, %s, %d::BIGINT)", quoteString(d.local), quoteString(d.uri), d.seq))
+		files = append(files, fmt.Sprintf("(%s, %s, %d::BIGINT, %d::BIGINT)", quoteString(d.local), quoteString(d.uri), d.seq, d.part))
 	}
-	values := "(VALUES " + strings.Join(files, ", ") + ") AS __f(lpath, ipath, seq)"
+	values := "(VALUES " + strings.Join(files, ", ") + ") AS __f(lpath, ipath, seq, part)"
 	from := rows + " AS __r"
 	if len(eqDels) > 0 {
-		from = fmt.Sprintf("(SELECT __d.*, __f.seq AS %s FROM %s AS __d JOIN %s ON __d.%s = __f.lpath) AS __r", colSeq, rows, values, colFile)
+		from = fmt.Sprintf("(SELECT __d.*, __f.seq AS %s, __f.part AS %s FROM %s AS __d JOIN %s ON __d.%s = __f.lpath) AS __r", colSeq, colPart, rows, values, colFile)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "(SELECT %s FROM %s", strings.Join(visible, ", "), from)
-	if len(posDels) > 0 {
+	if positional {
 		var parts []string
 		for _, d := range posDels {
 			if d.byName != nil {
@@ -327,16 +408,20 @@ func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, 
 			parts = append(parts, fmt.Sprintf("SELECT file_path, pos, %d::BIGINT AS seq FROM read_parquet(%s, schema = MAP {%s, %s})",
 				d.seq, quoteString(d.local), schemaEntry(posFileID, "file_path", "VARCHAR"), schemaEntry(posPosID, "pos", "BIGINT")))
 		}
+		if dvFile != "" {
+			parts = append(parts, fmt.Sprintf("SELECT file_path, pos, seq FROM read_parquet(%s, hive_partitioning = false)", quoteString(dvFile)))
+		}
 		fmt.Fprintf(&b, " ANTI JOIN (SELECT __f.lpath, __p.pos FROM (%s) AS __p JOIN %s ON __p.file_path = __f.ipath WHERE __p.seq >= __f.seq) AS __x ON __r.%s = __x.lpath AND __r.file_row_number = __x.pos",
 			strings.Join(parts, " UNION ALL "), values, colFile)
 	}
-	// Equality deletes, grouped by the columns they compare.
+	// Equality deletes, grouped by the columns they compare and by
+	// whether they are scoped to a partition.
 	groups := map[string][]deleteFile{}
 	var keys []string
 	for _, d := range eqDels {
 		ids := append([]int(nil), d.eqIDs...)
 		sort.Ints(ids)
-		k := fmt.Sprint(ids)
+		k := fmt.Sprint(ids, d.part == globalPart)
 		if _, ok := groups[k]; !ok {
 			keys = append(keys, k)
 		}
@@ -359,15 +444,18 @@ func (t *Table) scanSQL(data []dataFile, posDels, eqDels []deleteFile) (string, 
 			keyCols = append(keyCols, outCol{id, name, typ})
 			match = append(match, fmt.Sprintf("%s.%s IS NOT DISTINCT FROM __r.%s", alias, name, colOf[id]))
 		}
+		if g[0].part != globalPart {
+			match = append(match, fmt.Sprintf("%s.part = __r.%s", alias, colPart))
+		}
 		var parts []string
 		for _, d := range g {
 			if d.byName != nil {
-				parts = append(parts, fmt.Sprintf("SELECT %s, %d::BIGINT AS seq FROM read_parquet(%s, hive_partitioning = false)",
-					byNameSelect(keyCols, d.byName), d.seq, quoteString(d.local)))
+				parts = append(parts, fmt.Sprintf("SELECT %s, %d::BIGINT AS seq, %d::BIGINT AS part FROM read_parquet(%s, hive_partitioning = false)",
+					byNameSelect(keyCols, d.byName), d.seq, d.part, quoteString(d.local)))
 				continue
 			}
-			parts = append(parts, fmt.Sprintf("SELECT %s, %d::BIGINT AS seq FROM read_parquet(%s, schema = MAP {%s})",
-				strings.Join(sel, ", "), d.seq, quoteString(d.local), strings.Join(ents, ", ")))
+			parts = append(parts, fmt.Sprintf("SELECT %s, %d::BIGINT AS seq, %d::BIGINT AS part FROM read_parquet(%s, schema = MAP {%s})",
+				strings.Join(sel, ", "), d.seq, d.part, quoteString(d.local), strings.Join(ents, ", ")))
 		}
 		fmt.Fprintf(&b, " ANTI JOIN (%s) AS %s ON %s AND %s.seq > __r.%s",
 			strings.Join(parts, " UNION ALL "), alias, strings.Join(match, " AND "), alias, colSeq)
@@ -432,8 +520,8 @@ func duckType(t iceberg.Type) (string, error) {
 // missingPartitionColumn names an identity partition column of the
 // snapshot's schema that a data file's statistics show it does not store,
 // or is "". Files without statistics are taken to store every column.
-func (t *Table) missingPartitionColumn(df iceberg.DataFile, spec iceberg.PartitionSpec) string {
-	counts := df.ValueCounts()
+func (t *Table) missingPartitionColumn(fi fileInfo, spec iceberg.PartitionSpec) string {
+	counts := fi.valueCounts
 	if len(counts) == 0 {
 		return ""
 	}
@@ -596,11 +684,11 @@ func (t *Table) manifestMayMatch(m iceberg.ManifestFile, specs map[int]iceberg.P
 }
 
 // fileMayMatch checks a data file's column bounds against the filters.
-func (t *Table) fileMayMatch(df iceberg.DataFile, filters []Filter) bool {
+func (t *Table) fileMayMatch(fi fileInfo, filters []Filter) bool {
 	if len(filters) == 0 {
 		return true
 	}
-	los, his := df.LowerBoundValues(), df.UpperBoundValues()
+	los, his := fi.lower, fi.upper
 	for _, f := range filters {
 		col, ok := t.column(f.Column)
 		if !ok {

@@ -1,6 +1,7 @@
 // Package metrics holds Luna's Prometheus metrics: request counts and
 // durations, streamed rows and bytes, authentication failures, open
-// connections, DuckDB's memory and spill use, and build information.
+// connections, DuckDB's memory and spill use, recovered panics (package
+// recovery), and build information.
 package metrics
 
 import (
@@ -11,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lunadb/luna/server/recovery"
 )
 
 // Metrics is the set of collectors, registered on their own registry.
@@ -54,7 +57,7 @@ func New(version, duckdbVersion string) *Metrics {
 		Help: "Build information; the value is always 1.",
 	}, []string{"version", "duckdb", "goversion"})
 	build.WithLabelValues(version, duckdbVersion, runtime.Version()).Set(1)
-	m.reg.MustRegister(m.requests, m.duration, m.rows, m.bytes, m.authFailures, build,
+	m.reg.MustRegister(m.requests, m.duration, m.rows, m.bytes, m.authFailures, build, recovery.Collector(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -122,7 +125,13 @@ func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	uses, err := c.read(ctx)
+	// The registry collects on goroutines of its own, beyond the health
+	// handler's recovery.
+	var uses []MemoryUse
+	err := recovery.Do(c.log, recovery.Health, "reading DuckDB memory use", func() (err error) {
+		uses, err = c.read(ctx)
+		return err
+	})
 	if err != nil {
 		c.log.Warn("reading DuckDB memory use for metrics", "err", err)
 		ch <- prometheus.MustNewConstMetric(memoryUpDesc, prometheus.GaugeValue, 0)

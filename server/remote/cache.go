@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/server/objstore"
+	"github.com/lunadb/luna/server/recovery"
 )
 
 // cache keeps local copies of objects, one file per object version. An
@@ -182,9 +183,16 @@ func (c *cache) acquire(ctx context.Context, b objstore.Bucket, url string, obj 
 	return d.e, nil
 }
 
-// run carries out download d and hands its entry to the waiters left.
+// run carries out download d and hands its entry to the waiters left. A
+// panic in the download is every waiter's error, and the download leaves
+// the inflight set like a failed one: the next statement starts afresh.
 func (c *cache) run(ctx context.Context, d *download, key string, b objstore.Bucket, url string, obj objstore.Object) {
-	e, err := c.fetch(ctx, b, url, obj)
+	var e *entry
+	err := recovery.Do(c.log, recovery.Download, "downloading "+url, func() (err error) {
+		e, err = c.fetch(ctx, b, url, obj)
+		recovery.Inject("download", url) // late, so that tests can gather waiters first
+		return err
+	}, "url", url)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer d.cancel(nil)

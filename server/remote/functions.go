@@ -19,6 +19,7 @@ import (
 	"github.com/lunadb/luna/server/excel"
 	"github.com/lunadb/luna/server/iceberg"
 	"github.com/lunadb/luna/server/objstore"
+	"github.com/lunadb/luna/server/recovery"
 	"github.com/lunadb/luna/server/sqltext"
 )
 
@@ -74,6 +75,9 @@ func isFormatToken(toks []sqltext.Token, i, writeTarget int) bool {
 	case sqltext.String:
 		if i == writeTarget {
 			return copyFormat(toks) == "xlsx"
+		}
+		if toks[0].IsWord("COPY") && i == copySource(toks) {
+			return false // COPY … FROM: only in xlsx format, done whole
 		}
 		return i > 0 && (toks[i-1].IsWord("FROM") || toks[i-1].IsWord("JOIN")) && strings.HasSuffix(strings.ToLower(t.Value), ".xlsx")
 	}
@@ -250,7 +254,7 @@ func xlsxOptions(c call) (excel.Options, error) {
 		case "empty_as_varchar":
 			o.EmptyAsVarchar, err = v.boolean(c.name, k)
 		default:
-			err = fmt.Errorf("Binder Error: read_xlsx: unknown parameter %s (supported: sheet, header, all_varchar, ignore_errors, range, stop_at_empty, empty_as_varchar)", k)
+			err = fmt.Errorf("Binder Error: %s: unknown parameter %s (supported: sheet, header, all_varchar, ignore_errors, range, stop_at_empty, empty_as_varchar)", c.name, k)
 		}
 		if err != nil {
 			return o, err
@@ -344,6 +348,7 @@ func (r *Resolver) convertXLSX(ctx context.Context, local string, st fs.FileInfo
 	}
 	tmp.Close()
 	start := time.Now()
+	recovery.Inject("conversion", name)
 	if err := excel.Convert(ctx, local, tmp.Name(), name, o); err != nil {
 		os.Remove(tmp.Name())
 		var xe *excel.Error
@@ -462,13 +467,14 @@ func (s *Statement) iceberg(ctx context.Context, fn string, c call, filters []ic
 		return sql, wrapIceberg(err)
 	}
 	start := time.Now()
+	recovery.Inject("iceberg", c.path)
 	sql, plan, err := t.Scan(ctx, filters)
 	if err != nil {
 		return "", wrapIceberg(err)
 	}
 	s.r.opts.Log.Info("iceberg scan planned", "table", c.path, "data_files", plan.DataFiles, "pruned_files", plan.PrunedFiles,
 		"pruned_manifests", plan.PrunedManifests, "position_deletes", plan.PositionDeletes, "equality_deletes", plan.EqualityDeletes,
-		"name_mapped_files", plan.NameMapped, "duration", time.Since(start).Round(time.Millisecond))
+		"name_mapped_files", plan.NameMapped, "deletion_vectors", plan.DeletionVectors, "duration", time.Since(start).Round(time.Millisecond))
 	return sql, nil
 }
 
@@ -628,6 +634,8 @@ func literalTokens(ts []sqltext.Token) (string, bool, bool) {
 // local paths as they are, object-store files through the cache.
 type tableFiles struct{ s *Statement }
 
+func (f tableFiles) Scratch() (string, error) { return f.s.viewDir() }
+
 func (f tableFiles) Local(ctx context.Context, uri string) (string, error) {
 	out, err := f.LocalAll(ctx, []string{uri})
 	if err != nil {
@@ -736,7 +744,7 @@ func (s *Statement) fetchObjects(ctx context.Context, locs []Location) ([]string
 		for _, i := range g.idx {
 			loc := locs[i]
 			o := byKey[loc.Key]
-			eg.Go(func() error {
+			eg.Go(recovery.Func(r.opts.Log, recovery.Statement, "reading a table's files", func() error {
 				var st stats
 				e, err := r.cache.acquire(gctx, b, loc.bucketURL()+"/"+o.Key, o, &st)
 				if err != nil {
@@ -749,7 +757,7 @@ func (s *Statement) fetchObjects(ctx context.Context, locs []Location) ([]string
 				dst, err := linkKey(e, root, o.Key)
 				out[i] = dst
 				return err
-			})
+			}))
 		}
 		if err := eg.Wait(); err != nil {
 			return nil, fmt.Errorf("IO Error: reading %s: %w", k, err)
@@ -863,16 +871,7 @@ func copyFormat(toks []sqltext.Token) string {
 	if target < 0 {
 		return ""
 	}
-	opts, _ := copyOptions(toks, target)
-	for _, o := range opts {
-		if len(o) >= 2 && o[0].IsWord("FORMAT") {
-			return strings.ToLower(o[len(o)-1].Value)
-		}
-	}
-	if strings.HasSuffix(strings.ToLower(toks[target].Value), ".xlsx") {
-		return "xlsx"
-	}
-	return ""
+	return formatAt(toks, target)
 }
 
 // stageXLSX lets DuckDB write the COPY's result as Parquet to a staging

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lunadb/luna/server/fspolicy"
 	"github.com/lunadb/luna/server/objstore"
+	"github.com/lunadb/luna/server/recovery"
 	"github.com/lunadb/luna/server/sqltext"
 )
 
@@ -119,6 +120,14 @@ type upload struct {
 func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error) {
 	toks := sqltext.Tokens(stmt)
 	s := &Statement{r: r, SQL: stmt, orig: stmt}
+	// A panic while resolving (a bug in a format's reader) still releases
+	// what the statement holds; the session's recovery answers it.
+	defer func() {
+		if v := recover(); v != nil {
+			s.Finish(ctx, false)
+			panic(v)
+		}
+	}()
 	if st, ok, err := parseSecretStatement(toks); ok {
 		if err == nil {
 			err = r.secrets.apply(st)
@@ -131,6 +140,15 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 	}
 
 	writeTarget := copyTarget(toks)
+	if src := copySource(toks); src >= 0 && formatAt(toks, src) == "xlsx" {
+		sql, err := s.copyFromXLSX(ctx, stmt, toks, src)
+		if err != nil {
+			s.Finish(ctx, false)
+			return nil, err
+		}
+		s.SQL = sql
+		return s, nil
+	}
 	// A view or macro keeps its body: over local copies that last one
 	// statement it would fail or go stale on first use.
 	defines := definesObject(toks)
@@ -274,7 +292,7 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Workers)
 	for _, o := range objs {
-		g.Go(func() error {
+		g.Go(recovery.Func(r.opts.Log, recovery.Statement, "fetching "+loc.URL, func() error {
 			if err := gctx.Err(); err != nil {
 				return context.Cause(gctx) // cancelled or failed: start nothing more
 			}
@@ -293,7 +311,7 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 			progress.add(one.Bytes)
 			_, err = linkKey(e, root, o.Key)
 			return err
-		})
+		}))
 	}
 	if err := g.Wait(); err != nil {
 		return "", fmt.Errorf("IO Error: reading %s: %w", loc.URL, err)
@@ -420,7 +438,7 @@ func (r *Resolver) upload(ctx context.Context, u upload) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Workers)
 	for _, f := range files {
-		g.Go(func() error {
+		g.Go(recovery.Func(r.opts.Log, recovery.Statement, "uploading to "+u.loc.URL, func() error {
 			rel, _ := filepath.Rel(filepath.Dir(u.local), f)
 			key := path.Join(base, filepath.ToSlash(rel))
 			fh, err := os.Open(f)
@@ -436,7 +454,7 @@ func (r *Resolver) upload(ctx context.Context, u upload) error {
 				return fmt.Errorf("upload %s: %w", key, err)
 			}
 			return nil
-		})
+		}))
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("IO Error: uploading to %s: %w", u.loc.URL, err)
@@ -484,7 +502,7 @@ type progressLog struct {
 
 func (r *Resolver) progress(url string, objects int, total int64, start time.Time) *progressLog {
 	p := &progressLog{done: make(chan struct{})}
-	go func() {
+	recovery.Go(r.opts.Log, recovery.Progress, "logging download progress", func() {
 		t := time.NewTicker(r.opts.ProgressInterval)
 		defer t.Stop()
 		for {
@@ -500,7 +518,7 @@ func (r *Resolver) progress(url string, objects int, total int64, start time.Tim
 					"mib_per_s", fmt.Sprintf("%.1f", float64(n)/secs/(1<<20)))
 			}
 		}
-	}()
+	}, "url", url)
 	return p
 }
 
