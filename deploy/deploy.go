@@ -13,10 +13,12 @@ package deploy
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -126,6 +128,9 @@ type Request struct {
 	Body any `json:"body,omitempty"`
 	// Note says what a real run does with the answer, where that matters.
 	Note string `json:"note,omitempty"`
+	// Changes lists what an update changes with this call, one
+	// "field: old → new" a line.
+	Changes []string `json:"changes,omitempty"`
 }
 
 // WriteRequests prints a dry run's requests as one indented JSON array.
@@ -243,6 +248,62 @@ func prune(v any) any {
 		if x == "" {
 			return nil
 		}
+	}
+	return v
+}
+
+// Amount is how many instances a rolling update may add above the group's
+// size (surge) or take out of service (unavailable): a fixed number of
+// instances, or a percentage of the group.
+type Amount struct {
+	Value   int32
+	Percent bool
+}
+
+// ParseAmount reads "3" (instances) or "50%" (of the group).
+func ParseAmount(s string) (Amount, error) {
+	t := strings.TrimSpace(s)
+	a := Amount{}
+	if strings.HasSuffix(t, "%") {
+		a.Percent, t = true, strings.TrimSuffix(t, "%")
+	}
+	n, err := strconv.ParseInt(t, 10, 32)
+	switch {
+	case err != nil:
+		return Amount{}, fmt.Errorf("%q is not a number of instances (3) or a percentage (50%%)", s)
+	case n < 0:
+		return Amount{}, fmt.Errorf("%q must not be negative", s)
+	case a.Percent && n > 100:
+		return Amount{}, fmt.Errorf("%q: a percentage is at most 100%%", s)
+	}
+	a.Value = int32(n)
+	return a, nil
+}
+
+func (a Amount) String() string {
+	if a.Percent {
+		return fmt.Sprintf("%d%%", a.Value)
+	}
+	return strconv.Itoa(int(a.Value))
+}
+
+// Change renders one field an update changes as "field: old → new", with
+// long or multi-line values shortened to their size and a hash prefix.
+func Change(field, old, new string) string {
+	return field + ": " + ShortValue(old) + " → " + ShortValue(new)
+}
+
+// ShortValue shows a value in a change line: "(none)" when empty, a size
+// and hash prefix when long or multi-line (scripts, SQL), else itself.
+func ShortValue(v string) string {
+	switch {
+	case v == "":
+		return "(none)"
+	case v == Redacted:
+		return v
+	case len(v) > 64 || strings.ContainsAny(v, "\n\r"):
+		sum := sha256.Sum256([]byte(v))
+		return fmt.Sprintf("<%d bytes, sha256 %x…>", len(v), sum[:4])
 	}
 	return v
 }

@@ -97,3 +97,32 @@ func TestInputBody(t *testing.T) {
 		t.Errorf("InputBody = %#v, want only D", got)
 	}
 }
+
+func TestParseAmount(t *testing.T) {
+	for in, want := range map[string]Amount{"3": {Value: 3}, " 0 ": {}, "50%": {Value: 50, Percent: true}, "100%": {Value: 100, Percent: true}} {
+		if got, err := ParseAmount(in); err != nil || got != want {
+			t.Errorf("ParseAmount(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{"-1": "must not be negative", "101%": "at most 100%", "x": "not a number", "%": "not a number", "2.5": "not a number"} {
+		if _, err := ParseAmount(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseAmount(%q): %v, want %q", in, err, want)
+		}
+	}
+	if s := (Amount{Value: 25, Percent: true}).String(); s != "25%" {
+		t.Errorf("String: %q", s)
+	}
+}
+
+func TestChange(t *testing.T) {
+	if got := Change("machineType", "e2-standard-4", "n2-highmem-8"); got != "machineType: e2-standard-4 → n2-highmem-8" {
+		t.Errorf("Change: %q", got)
+	}
+	if got := Change("x", "", Redacted); got != "x: (none) → <redacted>" {
+		t.Errorf("Change: %q", got)
+	}
+	got := Change("script", "#!/bin/sh\necho a\n", "")
+	if !strings.HasPrefix(got, "script: <17 bytes, sha256 ") || !strings.HasSuffix(got, "…> → (none)") {
+		t.Errorf("Change of a script: %q", got)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -28,11 +29,14 @@ import (
 
 // Package metadata.
 const (
-	Name        = "luna"
-	Arch        = "amd64"
-	Maintainer  = "Luna maintainers <lunadb@users.noreply.github.com>"
-	Homepage    = "https://github.com/lunadb/luna"
-	Description = "In-memory columnar SQL server on DuckDB\n" +
+	Name = "luna"
+	Arch = "amd64"
+	// DefaultMaintainer is the Maintainer field of a package whose
+	// builder named none (Options.Maintainer); the .invalid domain marks
+	// it as a placeholder: whoever publishes packages sets their own.
+	DefaultMaintainer = "Luna maintainers <maintainers@luna.invalid>"
+	Homepage          = "https://github.com/lunadb/luna"
+	Description       = "In-memory columnar SQL server on DuckDB\n" +
 		"Luna holds one in-memory DuckDB database and answers SQL sent over a\n" +
 		"small TCP protocol with Apache Arrow IPC streams. It runs as the\n" +
 		"systemd service luna.service, configured by /etc/luna/luna.env, and\n" +
@@ -61,11 +65,36 @@ type Options struct {
 	OutDir string
 	// MTime stamps every file; zero means SOURCE_DATE_EPOCH if set, else now.
 	MTime time.Time
+	// Maintainer is the package's Maintainer field, "Name <address>", who
+	// answers for this build; empty means DefaultMaintainer.
+	Maintainer string
+}
+
+// maintainerRE is Debian's form of the Maintainer field: a name, then an
+// e-mail address in angle brackets.
+var maintainerRE = regexp.MustCompile(`^[^<>,\n]*[^<>,\s] <[^<>@\s]+@[^<>@\s]+>$`)
+
+// CheckMaintainer reports whether m is a Maintainer field Debian accepts.
+func CheckMaintainer(m string) error {
+	if !maintainerRE.MatchString(m) {
+		return fmt.Errorf("maintainer %q is not \"Name <address>\", e.g. \"Jane Doe <jane@example.com>\"", m)
+	}
+	return nil
+}
+
+func (o Options) maintainer() string {
+	if o.Maintainer == "" {
+		return DefaultMaintainer
+	}
+	return o.Maintainer
 }
 
 func (o Options) validate() error {
 	if !debVersionRE.MatchString(o.Version) {
 		return fmt.Errorf("version %q is not a valid Debian version (a digit, then letters, digits, '.', '+' or '~')", o.Version)
+	}
+	if err := CheckMaintainer(o.maintainer()); err != nil {
+		return err
 	}
 	for _, f := range []struct{ what, path string }{{"luna binary", o.Luna}, {"lunactl binary", o.Lunactl}} {
 		fi, err := os.Stat(f.path)
@@ -125,7 +154,7 @@ func debInfo(o Options) *nfpm.Info {
 		VersionSchema: "none",
 		Section:       "database",
 		Priority:      "optional",
-		Maintainer:    Maintainer,
+		Maintainer:    o.maintainer(),
 		Description:   Description,
 		Vendor:        "Luna",
 		Homepage:      Homepage,

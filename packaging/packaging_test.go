@@ -2,7 +2,9 @@ package packaging
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -196,4 +198,67 @@ func TestBuild(t *testing.T) {
 
 func runCmd(name string, args ...string) error {
 	return exec.Command(name, args...).Run()
+}
+
+// debControl returns the control file of a .deb: an ar archive whose
+// control.tar.gz member holds ./control.
+func debControl(t *testing.T, deb string) string {
+	t.Helper()
+	b, err := os.ReadFile(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "!<arch>\n") {
+		t.Fatalf("%s is not an ar archive", deb)
+	}
+	for off := 8; off+60 <= len(b); {
+		name := strings.TrimRight(strings.TrimSpace(string(b[off:off+16])), "/")
+		var size int
+		fmt.Sscan(strings.TrimSpace(string(b[off+48:off+58])), &size)
+		data := b[off+60 : off+60+size]
+		off += 60 + size + size%2
+		if name != "control.tar.gz" {
+			continue
+		}
+		gz, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(gz)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				t.Fatalf("no control file in %s: %v", deb, err)
+			}
+			if strings.TrimPrefix(h.Name, "./") == "control" {
+				c, _ := io.ReadAll(tr)
+				return string(c)
+			}
+		}
+	}
+	t.Fatalf("no control.tar.gz in %s", deb)
+	return ""
+}
+
+// TestMaintainer: the builder's Maintainer goes into the control file;
+// without one the placeholder does; a malformed one is refused.
+func TestMaintainer(t *testing.T) {
+	luna, lunactl := fakeBinaries(t)
+	o := Options{Version: "1.0.0", Luna: luna, Lunactl: lunactl, SourceDir: repoRoot(), OutDir: t.TempDir()}
+	for maintainer, want := range map[string]string{"": DefaultMaintainer, "Jane Doe <jane@example.com>": "Jane Doe <jane@example.com>"} {
+		o.Maintainer = maintainer
+		deb, err := BuildDeb(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := debControl(t, deb); !strings.Contains(c, "\nMaintainer: "+want+"\n") {
+			t.Errorf("Maintainer %q: control file\n%s", maintainer, c)
+		}
+	}
+	for _, bad := range []string{"jane@example.com", "Jane <jane>", "Jane <jane@example.com", "<jane@example.com>", "Jane\nEvil <a@b>", "A <b@c>, D <e@f>"} {
+		o.Maintainer = bad
+		if _, err := BuildDeb(o); err == nil || !strings.Contains(err.Error(), "is not \"Name <address>\"") {
+			t.Errorf("Maintainer %q: %v", bad, err)
+		}
+	}
 }

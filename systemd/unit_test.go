@@ -164,6 +164,7 @@ func TestEnvFile(t *testing.T) {
 		"LUNA_TEMP_DIR":            "/var/lib/luna/tmp",
 		"LUNA_LOG_FORMAT":          "json",
 		"LUNA_IDLE_TIMEOUT":        "15m",
+		"LUNA_DRAIN_DELAY":         "40s",
 	}
 	for _, l := range lines {
 		if w, ok := want[l.name]; ok && (!l.set || l.value != w) {

@@ -2,8 +2,8 @@
 //
 // Usage:
 //
-//	luna-package deb     -version V [-luna bin/luna] [-lunactl bin/lunactl] [-source .] [-out dist]
-//	luna-package release -version V [-luna bin/luna] [-lunactl bin/lunactl] [-source .] [-out dist]
+//	luna-package deb     -version V [-maintainer "Name <address>"] [-luna bin/luna] [-lunactl bin/lunactl] [-source .] [-out dist]
+//	luna-package release -version V [-maintainer "Name <address>"] [-luna bin/luna] [-lunactl bin/lunactl] [-source .] [-out dist]
 //	luna-package debian-version V
 //
 // deb writes dist/luna_<debian-version>_amd64.deb; release writes the .deb,
@@ -11,6 +11,12 @@
 // version is `git describe --tags --always --dirty` output (the Makefile's
 // VERSION), turned into a Debian version: v1.2.3 -> 1.2.3, a commit without a
 // tag -> 0.0.0~git<hash>. Each artifact's path is printed on its own line.
+//
+// The package's Maintainer field names who answers for the build: -maintainer
+// "Name <address>", else $LUNA_PACKAGE_MAINTAINER, else $DEBFULLNAME
+// <$DEBEMAIL> (the Debian tools' variables), else a placeholder
+// (packaging.DefaultMaintainer) with a warning. Whoever publishes packages
+// sets it.
 //
 // Exit status is 0 on success, 1 on a failed build and 2 on bad usage.
 package main
@@ -26,7 +32,23 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// defaultMaintainer is the Maintainer field when -maintainer is not given,
+// and whether it is the placeholder.
+func defaultMaintainer(getenv func(string) string) (string, bool) {
+	if m := getenv("LUNA_PACKAGE_MAINTAINER"); m != "" {
+		return m, false
+	}
+	if email := getenv("DEBEMAIL"); email != "" {
+		name := getenv("DEBFULLNAME")
+		if name == "" {
+			name = "Luna packager"
+		}
+		return name + " <" + email + ">", false
+	}
+	return packaging.DefaultMaintainer, true
 }
 
 func usage(w io.Writer) {
@@ -36,10 +58,12 @@ func usage(w io.Writer) {
   luna-package debian-version V             print the Debian version of V
 
 V is git describe output (v1.2.3, v1.2.3-4-gabc1234, abc1234-dirty).
+-maintainer "Name <address>" (or $LUNA_PACKAGE_MAINTAINER, or $DEBFULLNAME and
+$DEBEMAIL) names who answers for the package; without it a placeholder is used.
 `)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
@@ -75,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	lunactl := fs.String("lunactl", "bin/lunactl", "the lunactl binary")
 	source := fs.String("source", ".", "repository root (systemd/, packaging/deb/, scripts/install.sh)")
 	out := fs.String("out", "dist", "output directory")
+	defMaintainer, placeholder := defaultMaintainer(getenv)
+	maintainer := fs.String("maintainer", defMaintainer, `the package's Maintainer, "Name <address>" (default $LUNA_PACKAGE_MAINTAINER, or $DEBFULLNAME <$DEBEMAIL>)`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -94,7 +120,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "luna-package %s: %v\n", cmd, err)
 		return 2
 	}
-	opts := packaging.Options{Version: v, Luna: *luna, Lunactl: *lunactl, SourceDir: *source, OutDir: *out}
+	if err := packaging.CheckMaintainer(*maintainer); err != nil {
+		fmt.Fprintf(stderr, "luna-package %s: -maintainer: %v\n", cmd, err)
+		return 2
+	}
+	opts := packaging.Options{Version: v, Luna: *luna, Lunactl: *lunactl, SourceDir: *source, OutDir: *out, Maintainer: *maintainer}
+	if placeholder && *maintainer == packaging.DefaultMaintainer {
+		fmt.Fprintf(stderr, "luna-package: the package's Maintainer is the placeholder %q; name yourself with -maintainer \"Name <address>\" (or DEBFULLNAME and DEBEMAIL)\n", *maintainer)
+	}
 
 	debPath, err := packaging.BuildDeb(opts)
 	if err != nil {

@@ -1,9 +1,13 @@
 // Package aws runs a Luna fleet as an EC2 auto scaling group: a launch
 // template (AMI, instance type, key pair, instance profile, security
 // groups, IMDSv2 required, cloud-init user data) and the group across
-// subnets or zones; rolling replacement through instance refreshes; and the
-// listing of the group's instances for status, logs and restarts. It uses
-// aws-sdk-go-v2's ec2 and autoscaling clients.
+// subnets or zones, health-checked through its target groups (/readyz) and
+// pinned to a numbered template version; updates that add a template
+// version from the current one with only the requested changes and roll
+// it out with an instance refresh that launches before it terminates and
+// rolls back on failure; and the listing of the group's instances for
+// status, logs and restarts. It uses aws-sdk-go-v2's ec2 and autoscaling
+// clients.
 package aws
 
 import (
@@ -12,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +37,30 @@ const GroupTag = "luna-deploy-group"
 // tags are enabled).
 const PasswdFromTag = "luna-passwd-from"
 
-// Config describes the group. Zero values take the defaults in Defaults.
+// Defaults of the rollout settings.
+const (
+	// DefaultGracePeriodSec: boot, install and preload before the target
+	// group's /readyz check may mark a new instance unhealthy.
+	DefaultGracePeriodSec = 300
+	// DefaultWarmupSec: how long a new instance counts as starting up.
+	DefaultWarmupSec = 300
+	// DefaultMaxSurgePercent: launch a whole new fleet before any old
+	// instance goes.
+	DefaultMaxSurgePercent = 100
+	// DefaultCheckpointDelaySec: the pause at each checkpoint.
+	DefaultCheckpointDelaySec = 300
+)
+
+// DefaultCheckpoints pause an instance refresh once half of the group is
+// new, so a bad version reaches half of the fleet before the rest.
+var DefaultCheckpoints = []int32{50, 100}
+
+// UserDataLimit is the most user data EC2 takes: 16 KB before base64
+// encoding (the EC2 User Guide, "Work with instance user data").
+const UserDataLimit = 16384
+
+// Config describes the group. Zero values take the defaults in Defaults,
+// except the rollout settings, which the command line always sets.
 type Config struct {
 	Region  string
 	Profile string
@@ -63,6 +91,37 @@ type Config struct {
 	// Version describes the launch template version made by create or
 	// update.
 	Version string
+
+	// TargetGroupARNs are the target groups the instances register with;
+	// their health checks (HTTP /readyz on the health port) become the
+	// group's (ELB health checks).
+	TargetGroupARNs []string
+	// NoTargetGroup acknowledges a group without target groups: it sees
+	// only EC2 status checks, so a node whose Luna never becomes ready
+	// stays in service.
+	NoTargetGroup bool
+	// GracePeriodSec is the health check grace period of new instances.
+	GracePeriodSec int32
+	// WarmupSec is the group's default instance warmup and the instance
+	// refresh's.
+	WarmupSec int32
+	// MaxSurgePercent is how far above the group's size (percent of it) an
+	// instance refresh may launch; MaxUnavailablePercent how much of the
+	// group it may take out of service.
+	MaxSurgePercent       int32
+	MaxUnavailablePercent int32
+	// CheckpointPercentages pause an instance refresh for
+	// CheckpointDelaySec each time that much of the group is new; empty:
+	// no pauses.
+	CheckpointPercentages []int32
+	CheckpointDelaySec    int32
+	// IKnow lets update refresh a group whose health checks cannot see
+	// /readyz.
+	IKnow bool
+
+	// Update is what update changes; everything else is kept as the
+	// group's current launch template version has it.
+	Update Changes
 }
 
 // Defaults fills in what the operator left out.
@@ -103,16 +162,27 @@ func (c *Config) Check() error {
 	return nil
 }
 
-// CheckTemplate reports what create and update need to make a launch
-// template.
+// CheckTemplate reports what create needs to make a launch template.
 func (c *Config) CheckTemplate() error {
 	switch {
 	case c.AMI == "":
 		return errors.New("--ami is required: the Luna AMI, or a stock Debian or Amazon Linux AMI with --startup-script")
-	case !strings.HasPrefix(c.AMI, "ami-"):
+	case !validAMI(c.AMI):
 		return fmt.Errorf("--ami %q: an AMI ID looks like ami-0123456789abcdef0", c.AMI)
 	}
-	for k := range c.Settings {
+	if err := checkSettings(c.Settings); err != nil {
+		return err
+	}
+	if c.UserData != "" {
+		return checkUserDataSize(c.userData())
+	}
+	return nil
+}
+
+func validAMI(s string) bool { return strings.HasPrefix(s, "ami-") && len(s) > 4 }
+
+func checkSettings(settings map[string]string) error {
+	for k := range settings {
 		if !validSetting(k) {
 			return fmt.Errorf("--setting %q: the name must be a shell variable name, e.g. LUNA_RELEASE_URL", k)
 		}
@@ -120,12 +190,83 @@ func (c *Config) CheckTemplate() error {
 	return nil
 }
 
-// CheckGroup reports what create needs to make the group.
-func (c *Config) CheckGroup() error {
-	if len(c.Subnets) == 0 && len(c.Zones) == 0 {
-		return errors.New("--subnet or --zone is required: the group's subnets (VPC) or availability zones")
+// checkUserDataSize applies EC2's limit to the user data as sent, before
+// base64 encoding.
+func checkUserDataSize(ud string) error {
+	if len(ud) > UserDataLimit {
+		return fmt.Errorf("the user data (settings and startup script) is %d bytes; EC2 takes at most %d bytes before base64 encoding: "+
+			"shorten the settings (LUNA_INIT_SQL_B64 is 4/3 the size of its SQL) or load larger startup SQL from S3 in a short statement", len(ud), UserDataLimit)
 	}
 	return nil
+}
+
+// CheckGroup reports what create needs to make the group.
+func (c *Config) CheckGroup() error {
+	switch {
+	case len(c.Subnets) == 0 && len(c.Zones) == 0:
+		return errors.New("--subnet or --zone is required: the group's subnets (VPC) or availability zones")
+	case len(c.TargetGroupARNs) > 0 && c.NoTargetGroup:
+		return errors.New("--target-group-arn and --no-target-group contradict each other")
+	case len(c.TargetGroupARNs) == 0 && !c.NoTargetGroup:
+		return fmt.Errorf("--target-group-arn is required: a target group whose health check is HTTP /readyz on port %d, so that Auto Scaling replaces nodes "+
+			"that never become ready and an update can roll back on them; pass --no-target-group to run on EC2 status checks only", c.HealthPort)
+	}
+	for _, arn := range c.TargetGroupARNs {
+		if !strings.HasPrefix(arn, "arn:") || !strings.Contains(arn, ":targetgroup/") {
+			return fmt.Errorf("--target-group-arn %q: a target group ARN looks like arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID", arn)
+		}
+	}
+	return c.CheckRollout()
+}
+
+// CheckRollout reports malformed rollout settings: the ranges of the
+// instance refresh preferences (Auto Scaling API reference,
+// RefreshPreferences).
+func (c *Config) CheckRollout() error {
+	switch {
+	case c.GracePeriodSec < 0 || c.GracePeriodSec > 7200:
+		return fmt.Errorf("--initial-delay %ds: must be from 0s to 2h; size it to boot plus install plus the longest preload", c.GracePeriodSec)
+	case c.WarmupSec < 0 || c.WarmupSec > 7200:
+		return fmt.Errorf("--warmup %ds: must be from 0s to 2h", c.WarmupSec)
+	case c.MaxSurgePercent < 0 || c.MaxSurgePercent > 100:
+		return fmt.Errorf("--max-surge %d%%: must be from 0%% to 100%% of the group", c.MaxSurgePercent)
+	case c.MaxUnavailablePercent < 0 || c.MaxUnavailablePercent > 100:
+		return fmt.Errorf("--max-unavailable %d%%: must be from 0%% to 100%% of the group", c.MaxUnavailablePercent)
+	case c.MaxSurgePercent == 0 && c.MaxUnavailablePercent == 0:
+		return errors.New("--max-surge 0% and --max-unavailable 0%: no instance could be replaced; allow a surge (the default) or some unavailable instances")
+	case c.MaxSurgePercent+c.MaxUnavailablePercent > 100:
+		// MaxHealthyPercentage - MinHealthyPercentage <= 100.
+		return fmt.Errorf("--max-surge %d%% plus --max-unavailable %d%% exceed 100%%: Auto Scaling allows at most 100 points between its minimum and maximum healthy percentages",
+			c.MaxSurgePercent, c.MaxUnavailablePercent)
+	case c.CheckpointDelaySec < 0 || c.CheckpointDelaySec > 172800:
+		return fmt.Errorf("--checkpoint-delay %ds: must be from 0s to 48h", c.CheckpointDelaySec)
+	}
+	last := int32(0)
+	for _, p := range c.CheckpointPercentages {
+		if p <= last || p > 100 {
+			return fmt.Errorf("--checkpoints %s: percentages from 1 to 100, ascending, each once", joinInts(c.CheckpointPercentages))
+		}
+		last = p
+	}
+	if len(c.CheckpointPercentages) > 0 && last != 100 {
+		return fmt.Errorf("--checkpoints %s: the last must be 100, or the refresh stops before replacing the whole group", joinInts(c.CheckpointPercentages))
+	}
+	return nil
+}
+
+func joinInts(ps []int32) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, strconv.Itoa(int(p)))
+	}
+	return strings.Join(s, ",")
+}
+
+func (c *Config) healthCheckType() string {
+	if len(c.TargetGroupARNs) > 0 {
+		return "ELB"
+	}
+	return "EC2"
 }
 
 func (c *Config) templateData() *ec2types.RequestLaunchTemplateData {
@@ -140,7 +281,7 @@ func (c *Config) templateData() *ec2types.RequestLaunchTemplateData {
 			InstanceMetadataTags:    ec2types.LaunchTemplateInstanceMetadataTagsStateEnabled,
 		},
 		BlockDeviceMappings: []ec2types.LaunchTemplateBlockDeviceMappingRequest{{
-			DeviceName: aws.String("/dev/xvda"),
+			DeviceName: aws.String(rootDevice),
 			Ebs: &ec2types.LaunchTemplateEbsBlockDeviceRequest{
 				VolumeSize: aws.Int32(c.VolumeSizeGB), VolumeType: ec2types.VolumeTypeGp3,
 				DeleteOnTermination: aws.Bool(true), Encrypted: aws.Bool(true),
@@ -156,11 +297,7 @@ func (c *Config) templateData() *ec2types.RequestLaunchTemplateData {
 		d.KeyName = aws.String(c.KeyName)
 	}
 	if c.InstanceProfile != "" {
-		if strings.HasPrefix(c.InstanceProfile, "arn:") {
-			d.IamInstanceProfile = &ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest{Arn: aws.String(c.InstanceProfile)}
-		} else {
-			d.IamInstanceProfile = &ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest{Name: aws.String(c.InstanceProfile)}
-		}
+		d.IamInstanceProfile = instanceProfile(c.InstanceProfile)
 	}
 	if c.UserData != "" {
 		d.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(c.userData())))
@@ -168,42 +305,14 @@ func (c *Config) templateData() *ec2types.RequestLaunchTemplateData {
 	return d
 }
 
-// userData is the startup script with the settings exported before it.
-func (c *Config) userData() string {
-	settings := map[string]string{}
-	for k, v := range c.Settings {
-		settings[k] = v
-	}
-	if c.PasswdFrom != "" {
-		settings["LUNA_PASSWD_FROM"] = c.PasswdFrom
-	}
-	if len(settings) == 0 {
-		return c.UserData
-	}
-	shebang, body := "#!/bin/bash", c.UserData
-	if strings.HasPrefix(body, "#!") {
-		shebang, body, _ = strings.Cut(body, "\n")
-	}
-	var b strings.Builder
-	b.WriteString(shebang + "\n# Settings added by luna-deploy.\n")
-	for _, k := range sortedKeys(settings) {
-		b.WriteString("export " + k + "='" + strings.ReplaceAll(settings[k], "'", `'\''`) + "'\n")
-	}
-	b.WriteString(body)
-	return b.String()
-}
+// rootDevice is the root volume's device on Debian and Amazon Linux AMIs.
+const rootDevice = "/dev/xvda"
 
-// validSetting reports whether name is a shell variable name.
-func validSetting(name string) bool {
-	if name == "" || name[0] >= '0' && name[0] <= '9' {
-		return false
+func instanceProfile(p string) *ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest {
+	if strings.HasPrefix(p, "arn:") {
+		return &ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest{Arn: aws.String(p)}
 	}
-	for _, r := range name {
-		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
-			return false
-		}
-	}
-	return true
+	return &ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest{Name: aws.String(p)}
 }
 
 func (c *Config) instanceTags() []ec2types.Tag {
@@ -229,25 +338,34 @@ func (c *Config) createTemplateInput() *ec2.CreateLaunchTemplateInput {
 	}
 }
 
-func (c *Config) createTemplateVersionInput() *ec2.CreateLaunchTemplateVersionInput {
-	return &ec2.CreateLaunchTemplateVersionInput{
-		LaunchTemplateName: aws.String(c.Name),
-		VersionDescription: aws.String(c.Version),
-		LaunchTemplateData: c.templateData(),
+// maintenancePolicy makes replacements of unhealthy instances launch
+// before they terminate, within the same bounds as an instance refresh.
+func (c *Config) maintenancePolicy() *astypes.InstanceMaintenancePolicy {
+	return &astypes.InstanceMaintenancePolicy{
+		MinHealthyPercentage: aws.Int32(100 - c.MaxUnavailablePercent),
+		MaxHealthyPercentage: aws.Int32(100 + c.MaxSurgePercent),
 	}
 }
 
-func (c *Config) createGroupInput() *autoscaling.CreateAutoScalingGroupInput {
+// maxSize leaves the group room for the surge of a refresh above its size.
+func (c *Config) maxSize(size int32) int32 {
+	return size + (size*c.MaxSurgePercent+99)/100
+}
+
+// createGroupInput pins the group to the launch template version create
+// made: instance refreshes can roll back only from a numbered version.
+func (c *Config) createGroupInput(version int64) *autoscaling.CreateAutoScalingGroupInput {
 	in := &autoscaling.CreateAutoScalingGroupInput{
-		AutoScalingGroupName: aws.String(c.Name),
-		// The group follows the newest template version; update adds one
-		// and refreshes the instances onto it.
-		LaunchTemplate:         &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(c.Name), Version: aws.String("$Latest")},
-		MinSize:                aws.Int32(c.Size),
-		MaxSize:                aws.Int32(c.Size),
-		DesiredCapacity:        aws.Int32(c.Size),
-		HealthCheckType:        aws.String("EC2"),
-		HealthCheckGracePeriod: aws.Int32(300),
+		AutoScalingGroupName:      aws.String(c.Name),
+		LaunchTemplate:            &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(c.Name), Version: aws.String(strconv.FormatInt(version, 10))},
+		MinSize:                   aws.Int32(c.Size),
+		MaxSize:                   aws.Int32(c.maxSize(c.Size)),
+		DesiredCapacity:           aws.Int32(c.Size),
+		HealthCheckType:           aws.String(c.healthCheckType()),
+		HealthCheckGracePeriod:    aws.Int32(c.GracePeriodSec),
+		DefaultInstanceWarmup:     aws.Int32(c.WarmupSec),
+		InstanceMaintenancePolicy: c.maintenancePolicy(),
+		TargetGroupARNs:           c.TargetGroupARNs,
 		Tags: []astypes.Tag{{
 			Key: aws.String(GroupTag), Value: aws.String(c.Name), PropagateAtLaunch: aws.Bool(true),
 			ResourceId: aws.String(c.Name), ResourceType: aws.String("auto-scaling-group"),
@@ -261,18 +379,48 @@ func (c *Config) createGroupInput() *autoscaling.CreateAutoScalingGroupInput {
 	return in
 }
 
-func (c *Config) refreshInput() *autoscaling.StartInstanceRefreshInput {
+// refreshInput rolls the group to template version: new instances are
+// launched before old ones terminate (minimum healthy 100% unless
+// --max-unavailable), the refresh pauses at the checkpoints, skips
+// instances already on the version, and rolls back to the previous version
+// if it fails (new instances that fail the target group's /readyz check
+// past the grace period fail it). Rollback needs the desired configuration and a numbered
+// version (RefreshPreferences.AutoRollback).
+func (c *Config) refreshInput(tmpl *astypes.LaunchTemplateSpecification, version string) *autoscaling.StartInstanceRefreshInput {
+	lt := &astypes.LaunchTemplateSpecification{Version: aws.String(version)}
+	if id := aws.ToString(tmpl.LaunchTemplateId); id != "" && aws.ToString(tmpl.LaunchTemplateName) == "" {
+		lt.LaunchTemplateId = aws.String(id)
+	} else {
+		lt.LaunchTemplateName = aws.String(nonEmpty(aws.ToString(tmpl.LaunchTemplateName), c.Name))
+	}
+	prefs := &astypes.RefreshPreferences{
+		AutoRollback:         aws.Bool(true),
+		MinHealthyPercentage: aws.Int32(100 - c.MaxUnavailablePercent),
+		MaxHealthyPercentage: aws.Int32(100 + c.MaxSurgePercent),
+		SkipMatching:         aws.Bool(true),
+	}
+	// Without InstanceWarmup the refresh uses the group's default
+	// instance warmup, which create set.
+	if c.Update.WarmupSec != nil {
+		prefs.InstanceWarmup = aws.Int32(*c.Update.WarmupSec)
+	}
+	if len(c.CheckpointPercentages) > 0 {
+		prefs.CheckpointPercentages = c.CheckpointPercentages
+		prefs.CheckpointDelay = aws.Int32(c.CheckpointDelaySec)
+	}
 	return &autoscaling.StartInstanceRefreshInput{
 		AutoScalingGroupName: aws.String(c.Name),
 		Strategy:             astypes.RefreshStrategyRolling,
-		Preferences: &astypes.RefreshPreferences{
-			// Launch the replacement before terminating the old instance.
-			MinHealthyPercentage: aws.Int32(100),
-			MaxHealthyPercentage: aws.Int32(200),
-			InstanceWarmup:       aws.Int32(300),
-			SkipMatching:         aws.Bool(true),
-		},
+		DesiredConfiguration: &astypes.DesiredConfiguration{LaunchTemplate: lt},
+		Preferences:          prefs,
 	}
+}
+
+func nonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func (c *Config) deleteGroupInput() *autoscaling.DeleteAutoScalingGroupInput {
@@ -287,15 +435,8 @@ func (c *Config) deleteTemplateInput() *ec2.DeleteLaunchTemplateInput {
 func (c *Config) PlanCreate() []deploy.Request {
 	return []deploy.Request{
 		{API: "ec2:CreateLaunchTemplate", Body: deploy.InputBody(c.createTemplateInput())},
-		{API: "autoscaling:CreateAutoScalingGroup", Body: deploy.InputBody(c.createGroupInput())},
-	}
-}
-
-// PlanUpdate is what update sends.
-func (c *Config) PlanUpdate() []deploy.Request {
-	return []deploy.Request{
-		{API: "ec2:CreateLaunchTemplateVersion", Body: deploy.InputBody(c.createTemplateVersionInput())},
-		{API: "autoscaling:StartInstanceRefresh", Body: deploy.InputBody(c.refreshInput())},
+		{API: "autoscaling:CreateAutoScalingGroup", Body: deploy.InputBody(c.createGroupInput(1)),
+			Note: "LaunchTemplate.Version is the version number CreateLaunchTemplate returns (1 for a new template)"},
 	}
 }
 
@@ -335,7 +476,15 @@ func (c *Client) Create(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", deploy.CloudError("creating launch template "+cfg.Name, err)
 	}
-	if _, err := c.as.CreateAutoScalingGroup(ctx, cfg.createGroupInput()); err != nil {
+	made := lt.LaunchTemplate
+	if made == nil {
+		made = &ec2types.LaunchTemplate{}
+	}
+	version := aws.ToInt64(made.LatestVersionNumber)
+	if version == 0 {
+		version = 1 // a new template's first version
+	}
+	if _, err := c.as.CreateAutoScalingGroup(ctx, cfg.createGroupInput(version)); err != nil {
 		return "", deploy.CloudError("creating auto scaling group "+cfg.Name, err)
 	}
 	if err := c.waitInService(ctx); err != nil {
@@ -345,9 +494,13 @@ func (c *Client) Create(ctx context.Context) (string, error) {
 	if where == "" {
 		where = strings.Join(cfg.Zones, ",")
 	}
-	return fmt.Sprintf("created launch template %s (%s, version %d, %s, %s)\ncreated auto scaling group %s across %s: %d instances in service\n",
-		cfg.Name, aws.ToString(lt.LaunchTemplate.LaunchTemplateId), aws.ToInt64(lt.LaunchTemplate.LatestVersionNumber), cfg.AMI, cfg.InstanceType,
-		cfg.Name, where, cfg.Size), nil
+	checks := fmt.Sprintf("ELB health checks through %s after %ds", strings.Join(cfg.TargetGroupARNs, ","), cfg.GracePeriodSec)
+	if len(cfg.TargetGroupARNs) == 0 {
+		checks = "EC2 status checks only (--no-target-group): Auto Scaling cannot see whether Luna is ready"
+	}
+	return fmt.Sprintf("created launch template %s (%s, version %d, %s, %s)\ncreated auto scaling group %s across %s on version %d: %d instances in service, %s\n",
+		cfg.Name, aws.ToString(made.LaunchTemplateId), version, cfg.AMI, cfg.InstanceType,
+		cfg.Name, where, version, cfg.Size, checks), nil
 }
 
 // group reads the group, following NextToken.
@@ -409,26 +562,6 @@ func (c *Client) pollGroup(ctx context.Context, label, what string, check func(g
 	}
 }
 
-// Update adds a launch template version and replaces the instances with an
-// instance refresh, waiting until it ends.
-func (c *Client) Update(ctx context.Context) (string, error) {
-	cfg := &c.cfg
-	v, err := c.ec2.CreateLaunchTemplateVersion(ctx, cfg.createTemplateVersionInput())
-	if err != nil {
-		return "", deploy.CloudError("creating a version of launch template "+cfg.Name, err)
-	}
-	version := aws.ToInt64(v.LaunchTemplateVersion.VersionNumber)
-	r, err := c.as.StartInstanceRefresh(ctx, cfg.refreshInput())
-	if err != nil {
-		return "", deploy.CloudError("starting an instance refresh of group "+cfg.Name, err)
-	}
-	id := aws.ToString(r.InstanceRefreshId)
-	if err := c.waitRefresh(ctx, id); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("created launch template %s version %d (%s)\ninstance refresh %s of group %s: Successful\n", cfg.Name, version, cfg.Version, id, cfg.Name), nil
-}
-
 func (c *Client) waitRefresh(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
@@ -453,14 +586,15 @@ func (c *Client) waitRefresh(ctx context.Context, id string) error {
 		if found == nil {
 			return deploy.CloudError("reading "+what, errors.New("the refresh is not listed"))
 		}
+		hint := "see the group's activity history (aws autoscaling describe-scaling-activities) for why instances failed to launch or become healthy"
 		switch found.Status {
 		case astypes.InstanceRefreshStatusSuccessful:
 			c.Progress.Printf("done: %s (%s)", what, time.Since(start).Round(time.Second))
 			return nil
-		case astypes.InstanceRefreshStatusFailed, astypes.InstanceRefreshStatusCancelled,
-			astypes.InstanceRefreshStatusRollbackSuccessful, astypes.InstanceRefreshStatusRollbackFailed:
-			return &deploy.OpError{Op: what, Err: fmt.Errorf("%s: %s", found.Status, aws.ToString(found.StatusReason)),
-				Hint: "see the group's activity history (aws autoscaling describe-scaling-activities) for why instances failed to launch or become healthy"}
+		case astypes.InstanceRefreshStatusRollbackSuccessful:
+			return &deploy.OpError{Op: what, Err: fmt.Errorf("failed and was rolled back: the group runs its previous launch template version again: %s", aws.ToString(found.StatusReason)), Hint: hint}
+		case astypes.InstanceRefreshStatusFailed, astypes.InstanceRefreshStatusCancelled, astypes.InstanceRefreshStatusRollbackFailed:
+			return &deploy.OpError{Op: what, Err: fmt.Errorf("%s: %s", found.Status, aws.ToString(found.StatusReason)), Hint: hint}
 		}
 		c.Progress.Waiting(what, fmt.Sprintf("%s %d%%", found.Status, aws.ToInt32(found.PercentageComplete)), start)
 		if err := deploy.Sleep(ctx, c.PollInterval); err != nil {
@@ -515,8 +649,8 @@ func (c *Client) Instances(ctx context.Context) ([]deploy.Instance, error) {
 			inst.InternalIP = aws.ToString(vm.PrivateIpAddress)
 			inst.ExternalIP = aws.ToString(vm.PublicIpAddress)
 			for _, t := range vm.Tags {
-				// EC2 records the version actually launched; the group
-				// may only say $Latest.
+				// EC2 records the version actually launched; groups made
+				// by older releases may only say $Latest.
 				if aws.ToString(t.Key) == "aws:ec2launchtemplate:version" {
 					inst.Version = aws.ToString(t.Value)
 				}

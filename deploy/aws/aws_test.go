@@ -22,15 +22,26 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+const targetGroup = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/luna/0123456789abcdef"
+
+// withRollout sets the rollout settings as the command line's defaults do.
+func withRollout(c Config) Config {
+	c.GracePeriodSec, c.WarmupSec = 600, 300
+	c.MaxSurgePercent, c.MaxUnavailablePercent = DefaultMaxSurgePercent, 0
+	c.CheckpointPercentages, c.CheckpointDelaySec = DefaultCheckpoints, DefaultCheckpointDelaySec
+	return c
+}
+
 func testConfig() Config {
 	c := Config{
 		Region: "eu-west-1", Name: "luna", AMI: "ami-0123456789abcdef0", KeyName: "ops", InstanceProfile: "luna-node",
 		SecurityGroups: []string{"sg-1", "sg-2"}, Subnets: []string{"subnet-a", "subnet-b"}, Version: "v2",
 		UserData: "#!/bin/sh\necho start\n", PasswdFrom: "aws-ssm:/luna/passwd",
-		Settings: map[string]string{"LUNA_RELEASE_URL": "https://example.com/luna.deb", "LUNA_ENV": "LUNA_THREADS=4\nLUNA_X='y'"},
+		Settings:        map[string]string{"LUNA_RELEASE_URL": "https://example.com/luna.deb", "LUNA_ENV": "LUNA_THREADS=4\nLUNA_X='y'"},
+		TargetGroupARNs: []string{targetGroup},
 	}
 	c.Defaults(time.Time{})
-	return c
+	return withRollout(c)
 }
 
 func newClient(t *testing.T, a *cloudfake.AWS, cfg Config) (*Client, *bytes.Buffer) {
@@ -53,7 +64,8 @@ func checkActions(t *testing.T, a *cloudfake.AWS, want ...string) {
 	}
 }
 
-// checkForm compares form fields of a recorded request.
+// checkForm compares form fields of a recorded request; "" wants the field
+// absent.
 func checkForm(t *testing.T, what string, form url.Values, want map[string]string) {
 	t.Helper()
 	for k, w := range want {
@@ -63,12 +75,24 @@ func checkForm(t *testing.T, what string, form url.Values, want map[string]strin
 	}
 }
 
-const groupXML = `<AutoScalingGroups><member><AutoScalingGroupName>luna</AutoScalingGroupName><DesiredCapacity>2</DesiredCapacity><MinSize>2</MinSize><MaxSize>2</MaxSize>
+// noFormPrefix fails if the form sends any field under prefix.
+func noFormPrefix(t *testing.T, what string, form url.Values, prefixes ...string) {
+	t.Helper()
+	for k := range form {
+		for _, p := range prefixes {
+			if strings.HasPrefix(k, p) {
+				t.Errorf("%s: sends %s = %q, which should be inherited", what, k, form.Get(k))
+			}
+		}
+	}
+}
+
+const groupXML = `<AutoScalingGroups><member><AutoScalingGroupName>luna</AutoScalingGroupName><DesiredCapacity>2</DesiredCapacity><MinSize>2</MinSize><MaxSize>4</MaxSize>
 <Instances>%s</Instances></member></AutoScalingGroups>`
 
 func member(id, state, zone string) string {
 	return `<member><InstanceId>` + id + `</InstanceId><LifecycleState>` + state + `</LifecycleState><HealthStatus>Healthy</HealthStatus><AvailabilityZone>` + zone +
-		`</AvailabilityZone><LaunchTemplate><LaunchTemplateName>luna</LaunchTemplateName><Version>$Latest</Version></LaunchTemplate><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member>`
+		`</AvailabilityZone><LaunchTemplate><LaunchTemplateName>luna</LaunchTemplateName><Version>3</Version></LaunchTemplate><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member>`
 }
 
 func group(members ...string) string {
@@ -77,6 +101,8 @@ func group(members ...string) string {
 
 func TestCreate(t *testing.T) {
 	a := cloudfake.NewAWS(t)
+	// A template's first version is 1; the group must use whatever number
+	// comes back.
 	a.Answer("CreateLaunchTemplate", `<launchTemplate><launchTemplateId>lt-0abc</launchTemplateId><launchTemplateName>luna</launchTemplateName><latestVersionNumber>1</latestVersionNumber></launchTemplate>`)
 	a.Answer("DescribeAutoScalingGroups",
 		group(member("i-1", "Pending", "eu-west-1a")),
@@ -111,27 +137,107 @@ func TestCreate(t *testing.T) {
 		"LaunchTemplateData.TagSpecification.1.Tag.3.Key":    "luna-passwd-from",
 		"LaunchTemplateData.TagSpecification.1.Tag.3.Value":  "aws-ssm:/luna/passwd",
 	})
+	// Auto Scaling API reference, CreateAutoScalingGroup:
+	// - LaunchTemplate.Version a number, not $Latest: an instance refresh
+	//   can roll back only a group on a numbered version
+	//   (RefreshPreferences.AutoRollback), and the group does not follow
+	//   template edits behind its back.
+	// - HealthCheckType ELB: "considers the instance unhealthy if it fails
+	//   either the EC2 status checks or the load balancer health checks";
+	//   the target group's check is HTTP /readyz on the health port.
+	// - HealthCheckGracePeriod: seconds a new InService instance may fail
+	//   checks before it is replaced (the preload time).
+	// - DefaultInstanceWarmup: the warmup instance refreshes use when they
+	//   set none.
+	// - InstanceMaintenancePolicy: MinHealthyPercentage 0-100,
+	//   MaxHealthyPercentage 100-200, at most 100 apart; 100/200 launches a
+	//   replacement before terminating.
+	// - MaxSize leaves room for that surge above DesiredCapacity.
 	checkForm(t, "group", reqs[1].Form, map[string]string{
 		"AutoScalingGroupName":              "luna",
 		"LaunchTemplate.LaunchTemplateName": "luna",
-		"LaunchTemplate.Version":            "$Latest",
+		"LaunchTemplate.Version":            "1",
 		"MinSize":                           "2",
-		"MaxSize":                           "2",
+		"MaxSize":                           "4",
 		"DesiredCapacity":                   "2",
 		"VPCZoneIdentifier":                 "subnet-a,subnet-b",
-		"HealthCheckGracePeriod":            "300",
+		"HealthCheckType":                   "ELB",
+		"HealthCheckGracePeriod":            "600",
+		"DefaultInstanceWarmup":             "300",
+		"TargetGroupARNs.member.1":          targetGroup,
+		"InstanceMaintenancePolicy.MinHealthyPercentage": "100",
+		"InstanceMaintenancePolicy.MaxHealthyPercentage": "200",
 	})
 	if !strings.Contains(progress.String(), "waiting for group luna: 0/2 in service") {
 		t.Errorf("progress:\n%s", progress)
 	}
-	if !strings.Contains(out, "created launch template luna (lt-0abc, version 1") || !strings.Contains(out, "created auto scaling group luna across subnet-a,subnet-b: 2 instances") {
+	for _, want := range []string{"created launch template luna (lt-0abc, version 1", "created auto scaling group luna across subnet-a,subnet-b on version 1: 2 instances",
+		"ELB health checks through " + targetGroup + " after 600s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("create printed:\n%s\nwant %q", out, want)
+		}
+	}
+}
+
+// TestCreateNoTargetGroup: the operator chose EC2 checks; create says what
+// that means.
+func TestCreateNoTargetGroup(t *testing.T) {
+	a := cloudfake.NewAWS(t)
+	a.Answer("CreateLaunchTemplate", `<launchTemplate><launchTemplateId>lt-0abc</launchTemplateId><latestVersionNumber>1</latestVersionNumber></launchTemplate>`)
+	a.Answer("DescribeAutoScalingGroups", group(member("i-1", "InService", "eu-west-1a"), member("i-2", "InService", "eu-west-1b")))
+	cfg := testConfig()
+	cfg.TargetGroupARNs, cfg.NoTargetGroup = nil, true
+	c, _ := newClient(t, a, cfg)
+	out, err := c.Create(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := a.Requests()
+	checkForm(t, "group", reqs[1].Form, map[string]string{"HealthCheckType": "EC2", "TargetGroupARNs.member.1": ""})
+	if !strings.Contains(out, "EC2 status checks only (--no-target-group): Auto Scaling cannot see whether Luna is ready") {
 		t.Errorf("create printed:\n%s", out)
 	}
 }
 
-func TestUpdate(t *testing.T) {
-	a := cloudfake.NewAWS(t)
-	a.Answer("CreateLaunchTemplateVersion", `<launchTemplateVersion><launchTemplateName>luna</launchTemplateName><versionNumber>2</versionNumber></launchTemplateVersion>`)
+// currentGroup is the group update starts from: version 3 of template
+// luna, ELB health checks through a target group.
+const currentGroup = `<AutoScalingGroups><member><AutoScalingGroupName>luna</AutoScalingGroupName><DesiredCapacity>2</DesiredCapacity><MinSize>2</MinSize><MaxSize>4</MaxSize>
+<LaunchTemplate><LaunchTemplateId>lt-0abc</LaunchTemplateId><LaunchTemplateName>luna</LaunchTemplateName><Version>3</Version></LaunchTemplate>
+<HealthCheckType>ELB</HealthCheckType><HealthCheckGracePeriod>300</HealthCheckGracePeriod><DefaultInstanceWarmup>300</DefaultInstanceWarmup>
+<TargetGroupARNs><member>` + targetGroup + `</member></TargetGroupARNs></member></AutoScalingGroups>`
+
+// currentUserData is what create wrote for version 3.
+const currentUserData = "#!/bin/sh\n# Settings added by luna-deploy.\n" +
+	"export LUNA_PASSWD_FROM='aws-ssm:/luna/passwd'\n" +
+	"export LUNA_RELEASE_SHA256='1111111111111111111111111111111111111111111111111111111111111111'\n" +
+	"export LUNA_RELEASE_URL='https://example.com/luna_1.0.0_amd64.deb'\n" +
+	"echo start\n"
+
+func currentVersion() string {
+	return `<launchTemplateVersionSet><item><launchTemplateId>lt-0abc</launchTemplateId><launchTemplateName>luna</launchTemplateName><versionNumber>3</versionNumber>
+<launchTemplateData><imageId>ami-0123456789abcdef0</imageId><instanceType>m7i.xlarge</instanceType><keyName>ops</keyName>
+<iamInstanceProfile><name>luna-node</name></iamInstanceProfile><securityGroupIdSet><item>sg-1</item></securityGroupIdSet>
+<blockDeviceMappingSet><item><deviceName>/dev/xvda</deviceName><ebs><volumeSize>20</volumeSize><volumeType>gp3</volumeType><deleteOnTermination>true</deleteOnTermination><encrypted>true</encrypted></ebs></item></blockDeviceMappingSet>
+<tagSpecificationSet><item><resourceType>instance</resourceType><tagSet><item><key>Name</key><value>luna</value></item><item><key>luna-deploy-group</key><value>luna</value></item>
+<item><key>luna-passwd-from</key><value>aws-ssm:/luna/passwd</value></item></tagSet></item></tagSpecificationSet>
+<metadataOptions><httpTokens>required</httpTokens><httpEndpoint>enabled</httpEndpoint></metadataOptions>
+<userData>` + base64.StdEncoding.EncodeToString([]byte(currentUserData)) + `</userData></launchTemplateData></item></launchTemplateVersionSet>`
+}
+
+// updateConfig names a new AMI and release, and nothing else.
+func updateConfig() Config {
+	c := withRollout(Config{Region: "eu-west-1", Name: "luna", Version: "v4"})
+	c.Defaults(time.Time{})
+	ami := "ami-0fedcba9876543210"
+	c.Update = Changes{AMI: &ami, Settings: map[string]string{
+		"LUNA_RELEASE_URL":    "https://example.com/luna_1.1.0_amd64.deb",
+		"LUNA_RELEASE_SHA256": "2222222222222222222222222222222222222222222222222222222222222222",
+	}}
+	return c
+}
+
+func refreshAnswers(a *cloudfake.AWS, final string) {
+	a.Answer("CreateLaunchTemplateVersion", `<launchTemplateVersion><launchTemplateName>luna</launchTemplateName><versionNumber>4</versionNumber></launchTemplateVersion>`)
 	a.Answer("StartInstanceRefresh", `<InstanceRefreshId>ir-1</InstanceRefreshId>`)
 	// The first poll pages: the refresh is on the second page.
 	a.Answer("DescribeInstanceRefreshes",
@@ -139,42 +245,230 @@ func TestUpdate(t *testing.T) {
 		`<InstanceRefreshes></InstanceRefreshes><NextToken>p2</NextToken>`)
 	a.Answer("DescribeInstanceRefreshes?NextToken=p2",
 		`<InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><Status>InProgress</Status><PercentageComplete>50</PercentageComplete></member></InstanceRefreshes>`,
-		`<InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><Status>Successful</Status><PercentageComplete>100</PercentageComplete></member></InstanceRefreshes>`)
-	c, progress := newClient(t, a, testConfig())
+		final)
+}
+
+func TestUpdate(t *testing.T) {
+	a := cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", currentGroup)
+	a.Answer("DescribeLaunchTemplateVersions", currentVersion())
+	refreshAnswers(a, `<InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><Status>Successful</Status><PercentageComplete>100</PercentageComplete></member></InstanceRefreshes>`)
+	c, progress := newClient(t, a, updateConfig())
 	out, err := c.Update(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkActions(t, a, "CreateLaunchTemplateVersion", "StartInstanceRefresh",
+	checkActions(t, a, "DescribeAutoScalingGroups", "DescribeLaunchTemplateVersions", "CreateLaunchTemplateVersion", "StartInstanceRefresh",
 		"DescribeInstanceRefreshes", "DescribeInstanceRefreshes?NextToken=p2",
 		"DescribeInstanceRefreshes", "DescribeInstanceRefreshes?NextToken=p2")
 	reqs := a.Requests()
-	checkForm(t, "version", reqs[0].Form, map[string]string{
-		"LaunchTemplateName": "luna", "VersionDescription": "v2", "LaunchTemplateData.ImageId": "ami-0123456789abcdef0",
-		"LaunchTemplateData.MetadataOptions.HttpTokens": "required",
+	checkForm(t, "describe version", reqs[1].Form, map[string]string{"LaunchTemplateName": "luna", "LaunchTemplateVersion.1": "3"})
+	// EC2 API reference, CreateLaunchTemplateVersion: with SourceVersion
+	// "the new version inherits the launch parameters from the source
+	// version"; what LaunchTemplateData names overwrites them. So only the
+	// changed fields are sent: the AMI, and the user data rebuilt from the
+	// current one with the new release (the password source carries over).
+	want := strings.Replace(strings.Replace(currentUserData, "luna_1.0.0", "luna_1.1.0", 1), strings.Repeat("1", 64), strings.Repeat("2", 64), 1)
+	checkForm(t, "version", reqs[2].Form, map[string]string{
+		"LaunchTemplateName":          "luna",
+		"SourceVersion":               "3",
+		"VersionDescription":          "v4",
+		"LaunchTemplateData.ImageId":  "ami-0fedcba9876543210",
+		"LaunchTemplateData.UserData": base64.StdEncoding.EncodeToString([]byte(want)),
 	})
-	checkForm(t, "refresh", reqs[1].Form, map[string]string{
-		"AutoScalingGroupName": "luna", "Strategy": "Rolling",
-		"Preferences.MinHealthyPercentage": "100", "Preferences.MaxHealthyPercentage": "200", "Preferences.SkipMatching": "true",
+	noFormPrefix(t, "version", reqs[2].Form, "LaunchTemplateData.InstanceType", "LaunchTemplateData.KeyName", "LaunchTemplateData.SecurityGroup",
+		"LaunchTemplateData.BlockDeviceMapping", "LaunchTemplateData.TagSpecification", "LaunchTemplateData.IamInstanceProfile", "LaunchTemplateData.MetadataOptions")
+	// Auto Scaling API reference, StartInstanceRefresh and
+	// RefreshPreferences:
+	// - DesiredConfiguration.LaunchTemplate with the new version number:
+	//   rollback needs a desired configuration and no $Latest/$Default;
+	//   on success the group is set to it.
+	// - AutoRollback true: a failed refresh puts the previous version back.
+	// - MinHealthyPercentage 100, MaxHealthyPercentage 200 (100 to 200, at
+	//   most 100 apart): new instances launch and pass the health checks
+	//   before old ones terminate.
+	// - CheckpointPercentages ascending, ending in 100 to replace every
+	//   instance; CheckpointDelay 0-172800 s, sent only with them.
+	// - SkipMatching: instances already on the version stay.
+	// - No InstanceWarmup: the group's DefaultInstanceWarmup applies.
+	checkForm(t, "refresh", reqs[3].Form, map[string]string{
+		"AutoScalingGroupName": "luna",
+		"Strategy":             "Rolling",
+		"DesiredConfiguration.LaunchTemplate.LaunchTemplateName": "luna",
+		"DesiredConfiguration.LaunchTemplate.Version":            "4",
+		"Preferences.AutoRollback":                               "true",
+		"Preferences.MinHealthyPercentage":                       "100",
+		"Preferences.MaxHealthyPercentage":                       "200",
+		"Preferences.SkipMatching":                               "true",
+		"Preferences.CheckpointPercentages.member.1":             "50",
+		"Preferences.CheckpointPercentages.member.2":             "100",
+		"Preferences.CheckpointDelay":                            "300",
+		"Preferences.InstanceWarmup":                             "",
 	})
-	checkForm(t, "describe", reqs[2].Form, map[string]string{"AutoScalingGroupName": "luna", "InstanceRefreshIds.member.1": "ir-1"})
+	checkForm(t, "describe", reqs[4].Form, map[string]string{"AutoScalingGroupName": "luna", "InstanceRefreshIds.member.1": "ir-1"})
 	if !strings.Contains(progress.String(), "waiting for instance refresh ir-1 of group luna: InProgress 50%") {
 		t.Errorf("progress:\n%s", progress)
 	}
-	if !strings.Contains(out, "launch template luna version 2") {
+	for _, w := range []string{
+		"launch template version: 3 → new version, based on 3",
+		"ImageId: ami-0123456789abcdef0 → ami-0fedcba9876543210",
+		"user data LUNA_RELEASE_URL: https://example.com/luna_1.0.0_amd64.deb → https://example.com/luna_1.1.0_amd64.deb",
+		"created launch template version 4 (v4) from version 3",
+		"the group runs version 4",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("update printed:\n%s\nwant %q", out, w)
+		}
+	}
+	if strings.Contains(out, "LUNA_PASSWD_FROM") {
+		t.Errorf("update lists an unchanged setting:\n%s", out)
+	}
+}
+
+// TestUpdateDryRun: the plan reads the group and its version, and sends
+// no change.
+func TestUpdateDryRun(t *testing.T) {
+	a := cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", currentGroup)
+	a.Answer("DescribeLaunchTemplateVersions", currentVersion())
+	cfg := updateConfig()
+	size, grace := int32(3), int32(900)
+	cfg.Update.Size, cfg.Update.GracePeriodSec = &size, &grace
+	c, _ := newClient(t, a, cfg)
+	reqs, err := c.PlanUpdate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := a.Mutations(); len(m) != 0 {
+		t.Errorf("the dry run sent %v", m)
+	}
+	checkActions(t, a, "DescribeAutoScalingGroups", "DescribeLaunchTemplateVersions")
+	var apis []string
+	for _, r := range reqs {
+		apis = append(apis, r.API)
+	}
+	if !reflect.DeepEqual(apis, []string{"ec2:CreateLaunchTemplateVersion", "autoscaling:UpdateAutoScalingGroup", "autoscaling:StartInstanceRefresh"}) {
+		t.Fatalf("plan: %v", apis)
+	}
+	wantVersion := []string{
+		"launch template version: 3 → new version, based on 3",
+		"ImageId: ami-0123456789abcdef0 → ami-0fedcba9876543210",
+		"user data LUNA_RELEASE_SHA256: 1111111111111111111111111111111111111111111111111111111111111111 → 2222222222222222222222222222222222222222222222222222222222222222",
+		"user data LUNA_RELEASE_URL: https://example.com/luna_1.0.0_amd64.deb → https://example.com/luna_1.1.0_amd64.deb",
+	}
+	if !reflect.DeepEqual(reqs[0].Changes, wantVersion) {
+		t.Errorf("version changes:\n  %s\nwant:\n  %s", strings.Join(reqs[0].Changes, "\n  "), strings.Join(wantVersion, "\n  "))
+	}
+	if want := []string{"size: 2 → 3", "max size: 4 → 6 (room for the surge)", "health check grace period: 300s → 900s"}; !reflect.DeepEqual(reqs[1].Changes, want) {
+		t.Errorf("group changes: %q", reqs[1].Changes)
+	}
+	body := reqs[1].Body.(map[string]any)
+	if body["MinSize"] != 3.0 || body["DesiredCapacity"] != 3.0 || body["MaxSize"] != 6.0 || body["HealthCheckGracePeriod"] != 900.0 || body["LaunchTemplate"] != nil {
+		t.Errorf("UpdateAutoScalingGroup body %v", body)
+	}
+}
+
+// TestUpdateRefusesUncheckedGroup: a group that cannot see /readyz is not
+// refreshed without --i-know, and nothing is sent.
+func TestUpdateRefusesUncheckedGroup(t *testing.T) {
+	unchecked := strings.Replace(strings.Replace(currentGroup, "<HealthCheckType>ELB</HealthCheckType>", "<HealthCheckType>EC2</HealthCheckType>", 1),
+		"<TargetGroupARNs><member>"+targetGroup+"</member></TargetGroupARNs>", "", 1)
+	a := cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", unchecked)
+	c, _ := newClient(t, a, updateConfig())
+	_, err := c.Update(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "the group's health checks cannot see /readyz (health check type EC2, 0 target groups)") || !strings.Contains(err.Error(), "--i-know") {
+		t.Errorf("update: %v", err)
+	}
+	if m := a.Mutations(); len(m) != 0 {
+		t.Errorf("sent %v", m)
+	}
+
+	a = cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", unchecked)
+	a.Answer("DescribeLaunchTemplateVersions", currentVersion())
+	refreshAnswers(a, `<InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><Status>Successful</Status></member></InstanceRefreshes>`)
+	cfg := updateConfig()
+	cfg.IKnow = true
+	c, _ = newClient(t, a, cfg)
+	if _, err := c.Update(context.Background()); err != nil {
+		t.Errorf("update --i-know: %v", err)
+	}
+}
+
+func TestUpdateRolledBack(t *testing.T) {
+	a := cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", currentGroup)
+	a.Answer("DescribeLaunchTemplateVersions", currentVersion())
+	refreshAnswers(a, `<InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><Status>RollbackSuccessful</Status><StatusReason>instances failed ELB health checks</StatusReason></member></InstanceRefreshes>`)
+	c, _ := newClient(t, a, updateConfig())
+	_, err := c.Update(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "instance refresh ir-1 of group luna: failed and was rolled back: the group runs its previous launch template version again: instances failed ELB health checks") ||
+		!strings.Contains(err.Error(), "check: ") {
+		t.Errorf("update: %v", err)
+	}
+}
+
+// TestUpdateGroupOnly: --size, --initial-delay, --warmup and the rollout
+// change the group (UpdateAutoScalingGroup) and need no new version.
+func TestUpdateGroupOnly(t *testing.T) {
+	a := cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", currentGroup, group(member("i-1", "InService", "eu-west-1a"), member("i-2", "InService", "eu-west-1b"), member("i-3", "InService", "eu-west-1c")))
+	cfg := withRollout(Config{Region: "eu-west-1", Name: "luna", Version: "v4"})
+	cfg.Defaults(time.Time{})
+	size, grace, warm := int32(3), int32(900), int32(120)
+	cfg.MaxSurgePercent, cfg.MaxUnavailablePercent = 50, 10
+	cfg.Update = Changes{Size: &size, GracePeriodSec: &grace, WarmupSec: &warm, Rollout: true}
+	c, _ := newClient(t, a, cfg)
+	out, err := c.Update(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkActions(t, a, "DescribeAutoScalingGroups", "UpdateAutoScalingGroup", "DescribeAutoScalingGroups")
+	// UpdateAutoScalingGroup changes only the parameters it is given; no
+	// LaunchTemplate, so the group stays on its version.
+	checkForm(t, "group", a.Requests()[1].Form, map[string]string{
+		"AutoScalingGroupName": "luna", "MinSize": "3", "DesiredCapacity": "3", "MaxSize": "5",
+		"HealthCheckGracePeriod": "900", "DefaultInstanceWarmup": "120",
+		"InstanceMaintenancePolicy.MinHealthyPercentage": "90", "InstanceMaintenancePolicy.MaxHealthyPercentage": "150",
+	})
+	noFormPrefix(t, "group", a.Requests()[1].Form, "LaunchTemplate")
+	if !strings.Contains(out, "size: 2 → 3") || !strings.Contains(out, "instance maintenance policy (min-max healthy): (none) → 90%-150%") {
 		t.Errorf("update printed:\n%s", out)
 	}
 }
 
-func TestUpdateFailedRefresh(t *testing.T) {
+func TestUpdateNothing(t *testing.T) {
 	a := cloudfake.NewAWS(t)
-	a.Answer("CreateLaunchTemplateVersion", `<launchTemplateVersion><versionNumber>2</versionNumber></launchTemplateVersion>`)
-	a.Answer("StartInstanceRefresh", `<InstanceRefreshId>ir-1</InstanceRefreshId>`)
-	a.Answer("DescribeInstanceRefreshes", `<InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><Status>Failed</Status><StatusReason>instances failed health checks</StatusReason></member></InstanceRefreshes>`)
-	c, _ := newClient(t, a, testConfig())
-	_, err := c.Update(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "instance refresh ir-1 of group luna: Failed: instances failed health checks") || !strings.Contains(err.Error(), "check: ") {
+	a.Answer("DescribeAutoScalingGroups", currentGroup)
+	a.Answer("DescribeLaunchTemplateVersions", currentVersion())
+	cfg := updateConfig()
+	ami := "ami-0123456789abcdef0"
+	cfg.Update = Changes{AMI: &ami, Settings: map[string]string{"LUNA_RELEASE_URL": "https://example.com/luna_1.0.0_amd64.deb"}}
+	c, _ := newClient(t, a, cfg)
+	out, err := c.Update(context.Background())
+	if err != nil || !strings.Contains(out, "nothing to change") {
+		t.Errorf("update: %q, %v", out, err)
+	}
+	if m := a.Mutations(); len(m) != 0 {
+		t.Errorf("sent %v", m)
+	}
+}
+
+// TestUpdateUserDataLimit: an update whose user data would exceed EC2's
+// 16 KB is refused before anything is sent.
+func TestUpdateUserDataLimit(t *testing.T) {
+	a := cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", currentGroup)
+	a.Answer("DescribeLaunchTemplateVersions", currentVersion())
+	cfg := updateConfig()
+	cfg.Update.Settings["LUNA_INIT_SQL_B64"] = strings.Repeat("A", UserDataLimit)
+	c, _ := newClient(t, a, cfg)
+	if _, err := c.Update(context.Background()); err == nil || !strings.Contains(err.Error(), "EC2 takes at most 16384 bytes before base64 encoding") {
 		t.Errorf("update: %v", err)
+	}
+	if m := a.Mutations(); len(m) != 0 {
+		t.Errorf("sent %v", m)
 	}
 }
 
@@ -183,7 +477,7 @@ func TestInstances(t *testing.T) {
 	a.Answer("DescribeAutoScalingGroups", `<AutoScalingGroups></AutoScalingGroups><NextToken>g2</NextToken>`)
 	a.Answer("DescribeAutoScalingGroups?NextToken=g2", group(member("i-2", "InService", "eu-west-1b"), member("i-1", "Pending", "eu-west-1a")))
 	a.Answer("DescribeInstances", `<reservationSet><item><reservationId>r-1</reservationId><instancesSet><item><instanceId>i-1</instanceId><privateIpAddress>10.0.1.5</privateIpAddress>
-		<tagSet><item><key>aws:ec2launchtemplate:version</key><value>3</value></item></tagSet></item></instancesSet></item></reservationSet><nextToken>n2</nextToken>`)
+		<tagSet><item><key>aws:ec2launchtemplate:version</key><value>4</value></item></tagSet></item></instancesSet></item></reservationSet><nextToken>n2</nextToken>`)
 	a.Answer("DescribeInstances?NextToken=n2", `<reservationSet><item><reservationId>r-2</reservationId><instancesSet><item><instanceId>i-2</instanceId><privateIpAddress>10.0.2.6</privateIpAddress><ipAddress>3.3.3.3</ipAddress></item></instancesSet></item></reservationSet>`)
 	c, _ := newClient(t, a, testConfig())
 	got, err := c.Instances(context.Background())
@@ -197,8 +491,8 @@ func TestInstances(t *testing.T) {
 		"Filter.1.Name": "tag:aws:autoscaling:groupName", "Filter.1.Value.1": "luna", "Filter.2.Name": "instance-state-name", "MaxResults": "100",
 	})
 	want := []deploy.Instance{
-		{Name: "i-1", State: "Pending", Health: "Healthy", Zone: "eu-west-1a", InternalIP: "10.0.1.5", Version: "3"},
-		{Name: "i-2", State: "InService", Health: "Healthy", Zone: "eu-west-1b", InternalIP: "10.0.2.6", ExternalIP: "3.3.3.3", Version: "$Latest"},
+		{Name: "i-1", State: "Pending", Health: "Healthy", Zone: "eu-west-1a", InternalIP: "10.0.1.5", Version: "4"},
+		{Name: "i-2", State: "InService", Health: "Healthy", Zone: "eu-west-1b", InternalIP: "10.0.2.6", ExternalIP: "3.3.3.3", Version: "3"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("instances:\n%+v\nwant:\n%+v", got, want)
@@ -278,7 +572,7 @@ func TestErrors(t *testing.T) {
 func TestPlans(t *testing.T) {
 	cfg := testConfig()
 	for name, reqs := range map[string][]deploy.Request{
-		"create": cfg.PlanCreate(), "update": cfg.PlanUpdate(), "delete": cfg.PlanDelete(),
+		"create": cfg.PlanCreate(), "delete": cfg.PlanDelete(),
 	} {
 		var buf bytes.Buffer
 		if err := deploy.WriteRequests(&buf, reqs); err != nil {
@@ -300,12 +594,72 @@ func TestCheck(t *testing.T) {
 		{func(c *Config) { c.AMI = "debian-12" }, (*Config).CheckTemplate, "an AMI ID looks like"},
 		{func(c *Config) { c.Subnets = nil }, (*Config).CheckGroup, "--subnet or --zone is required"},
 		{func(c *Config) { c.Settings = map[string]string{"LUNA-X": "1"} }, (*Config).CheckTemplate, `--setting "LUNA-X"`},
+		{func(c *Config) { c.TargetGroupARNs = nil }, (*Config).CheckGroup, "--target-group-arn is required"},
+		{func(c *Config) { c.NoTargetGroup = true }, (*Config).CheckGroup, "contradict"},
+		{func(c *Config) { c.TargetGroupARNs = []string{"luna-tg"} }, (*Config).CheckGroup, "a target group ARN looks like"},
+		{func(c *Config) { c.GracePeriodSec = 7201 }, (*Config).CheckGroup, "--initial-delay 7201s"},
+		{func(c *Config) { c.WarmupSec = -1 }, (*Config).CheckRollout, "--warmup -1s"},
+		{func(c *Config) { c.MaxSurgePercent = 101 }, (*Config).CheckRollout, "--max-surge 101%"},
+		{func(c *Config) { c.MaxSurgePercent, c.MaxUnavailablePercent = 0, 0 }, (*Config).CheckRollout, "no instance could be replaced"},
+		{func(c *Config) { c.MaxSurgePercent, c.MaxUnavailablePercent = 100, 10 }, (*Config).CheckRollout, "at most 100 points"},
+		{func(c *Config) { c.CheckpointPercentages = []int32{50} }, (*Config).CheckRollout, "the last must be 100"},
+		{func(c *Config) { c.CheckpointPercentages = []int32{50, 50, 100} }, (*Config).CheckRollout, "ascending, each once"},
+		{func(c *Config) { c.CheckpointPercentages = []int32{0, 100} }, (*Config).CheckRollout, "from 1 to 100"},
+		{func(c *Config) { c.CheckpointDelaySec = 172801 }, (*Config).CheckRollout, "--checkpoint-delay 172801s"},
+		{func(c *Config) {
+			c.Settings = map[string]string{"LUNA_INIT_SQL_B64": strings.Repeat("A", UserDataLimit)}
+		}, (*Config).CheckTemplate, "is 16513 bytes; EC2 takes at most 16384"},
+		{func(c *Config) { s := ""; c.Update.KeyName = &s }, (*Config).CheckUpdate, "cannot remove"},
+		{func(c *Config) { s := "x"; c.Update.AMI = &s }, (*Config).CheckUpdate, "an AMI ID looks like"},
 	} {
 		c := testConfig()
 		tc.mod(&c)
 		if err := tc.check(&c); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("check: %v, want %q", err, tc.want)
 		}
+	}
+	c := testConfig()
+	c.CheckpointPercentages = nil
+	for _, check := range []func(*Config) error{(*Config).Check, (*Config).CheckTemplate, (*Config).CheckGroup, (*Config).CheckUpdate} {
+		if err := check(&c); err != nil {
+			t.Errorf("valid config: %v", err)
+		}
+	}
+}
+
+// TestUserDataLimit: exactly 16384 bytes pass (EC2 User Guide: "User data
+// is limited to 16 KB, in raw form, before it is base64-encoded"), one
+// more does not.
+func TestUserDataLimit(t *testing.T) {
+	c := testConfig()
+	c.Settings, c.PasswdFrom = nil, ""
+	c.UserData = "#!/bin/sh\n" + strings.Repeat("#", UserDataLimit-10)
+	if err := c.CheckTemplate(); err != nil {
+		t.Errorf("16384 bytes: %v", err)
+	}
+	c.UserData += "#"
+	if err := c.CheckTemplate(); err == nil {
+		t.Error("16385 bytes accepted")
+	}
+}
+
+// TestUserDataRoundTrip: update reads back the settings create wrote,
+// whatever their quoting, and writing them again gives the same bytes.
+func TestUserDataRoundTrip(t *testing.T) {
+	settings := map[string]string{"A": "it's", "B": "two\nlines", "C": "", "D": `'\''`}
+	for _, script := range []string{"#!/bin/sh\necho start\n", "echo no shebang\n", ""} {
+		ud := joinUserData(settings, script)
+		got, body := splitUserData(ud)
+		if !reflect.DeepEqual(got, settings) {
+			t.Errorf("script %q: settings %q, want %q", script, got, settings)
+		}
+		if again := joinUserData(got, body); again != ud {
+			t.Errorf("script %q: rejoined\n%q\nwant\n%q", script, again, ud)
+		}
+	}
+	plain := "#!/bin/bash\necho hi\n"
+	if s, body := splitUserData(plain); len(s) != 0 || body != plain {
+		t.Errorf("user data without settings: %q, %q", s, body)
 	}
 }
 
@@ -334,4 +688,32 @@ func TestUserDataWithStartupScript(t *testing.T) {
 	if err != nil || string(out) != "LUNA_THREADS=4\nLUNA_X='y'|aws-ssm:/luna/passwd" {
 		t.Errorf("exported values: %q, %v", out, err)
 	}
+	if err := c.CheckTemplate(); err != nil {
+		t.Errorf("the repository's startup script with settings: %v", err)
+	}
+}
+
+// TestUpdateLegacyGroup: a group made by an older release follows $Latest
+// and has no room above its size. The update reads the version $Latest
+// stands for, bases the new version on its number, pins the refresh to
+// the new number, and raises the maximum size so the refresh can launch
+// before it terminates.
+func TestUpdateLegacyGroup(t *testing.T) {
+	legacy := strings.Replace(strings.Replace(currentGroup, "<Version>3</Version>", "<Version>$Latest</Version>", 1), "<MaxSize>4</MaxSize>", "<MaxSize>2</MaxSize>", 1)
+	a := cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", legacy)
+	a.Answer("DescribeLaunchTemplateVersions", currentVersion())
+	refreshAnswers(a, `<InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><Status>Successful</Status></member></InstanceRefreshes>`)
+	c, _ := newClient(t, a, updateConfig())
+	if _, err := c.Update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reqs := a.Requests()
+	if got := a.Actions()[:5]; !reflect.DeepEqual(got, []string{"DescribeAutoScalingGroups", "DescribeLaunchTemplateVersions", "CreateLaunchTemplateVersion", "UpdateAutoScalingGroup", "StartInstanceRefresh"}) {
+		t.Fatalf("actions %v", a.Actions())
+	}
+	checkForm(t, "describe version", reqs[1].Form, map[string]string{"LaunchTemplateVersion.1": "$Latest"})
+	checkForm(t, "version", reqs[2].Form, map[string]string{"SourceVersion": "3"})
+	checkForm(t, "group", reqs[3].Form, map[string]string{"MaxSize": "4", "MinSize": "", "DesiredCapacity": ""})
+	checkForm(t, "refresh", reqs[4].Form, map[string]string{"DesiredConfiguration.LaunchTemplate.Version": "4", "Preferences.AutoRollback": "true"})
 }

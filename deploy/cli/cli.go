@@ -131,7 +131,8 @@ Create, inspect, roll and tail a Luna fleet.
 
 Commands:
   create   make the template (instance template / launch template) and the group
-  update   make a new template version and replace the instances, rolling
+  update   copy the current template with only the changes the flags name, and roll
+           the instances over to it (launch before terminate; --dry-run shows the diff)
   status   list the instances: state, health, zone, internal IP, version
   restart  restart Luna on one instance after another over SSH, waiting for /readyz
   logs     tail journalctl -u luna of every instance over SSH, merged

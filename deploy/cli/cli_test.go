@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -104,6 +106,14 @@ func (b *syncBuffer) String() string {
 
 var gcpFlags = []string{"--project", "proj", "--region", "europe-west1"}
 
+const targetGroup = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/luna/0123456789abcdef"
+
+// asgCreate is a valid asg create command line to add a bad flag to.
+func asgCreate(h *harness) []string {
+	return []string{"asg", "create", "--region", "eu-west-1", "--ami", "ami-0123456789abcdef0", "--subnet", "subnet-a",
+		"--target-group-arn", targetGroup, "--startup-script", h.script}
+}
+
 func TestBadInput(t *testing.T) {
 	h := newHarness(t)
 	garbage := filepath.Join(t.TempDir(), "garbage")
@@ -136,6 +146,36 @@ func TestBadInput(t *testing.T) {
 		{mig("logs", "-i", garbage), 1, "key file " + garbage + " is not a private key"},
 		{mig("logs", "--lines", "-5"), 2, "--lines -5"},
 		{mig("restart", "--ssh-port", "70000", "-i", garbage), 1, "--ssh-port 70000: not a TCP port"},
+		// Rollout settings.
+		{mig("create", "--no-startup-script", "--initial-delay", "2h"), 2, "--initial-delay 7200s: must be from 0s to 1h"},
+		{mig("create", "--no-startup-script", "--initial-delay", "soon"), 2, `invalid value "soon" for flag -initial-delay: "soon" is not a duration`},
+		{mig("create", "--no-startup-script", "--initial-delay", "1.5s"), 2, `"1.5s" is not a whole number of seconds`},
+		{mig("create", "--no-startup-script", "--initial-delay", "-5m"), 2, `"-5m" must not be negative`},
+		{mig("create", "--no-startup-script", "--max-surge", "150%"), 2, `"150%": a percentage is at most 100%`},
+		{mig("create", "--no-startup-script", "--max-surge", "many"), 2, `"many" is not a number of instances (3) or a percentage (50%)`},
+		{mig("create", "--no-startup-script", "--max-surge", "2"), 2, "--max-surge 2 needs --zone"},
+		{mig("create", "--no-startup-script", "--zone", "europe-west1-b,europe-west1-c,europe-west1-d", "--max-surge", "2"), 2, "at least its number of zones (3)"},
+		{mig("create", "--no-startup-script", "--max-unavailable", "20%"), 2, "only for groups of 10 or more instances (this one has 2)"},
+		{mig("create", "--no-startup-script", "--max-surge", "0"), 2, "no instance could be replaced"},
+		{mig("update", "--passwd-attribute", "pw2"), 2, "--passwd-attribute on update needs --passwd-file"},
+		{mig("update", "--zone", "europe-west1-b"), 2, "flag provided but not defined: -zone"},
+		{mig("update", "--health-port", "9000"), 2, "flag provided but not defined: -health-port"},
+		{append(asgCreate(h), "--max-surge", "2"), 2, "--max-surge 2: an instance refresh takes a percentage of the group, e.g. 50%"},
+		{append(asgCreate(h), "--max-surge", "100%", "--max-unavailable", "50%"), 2, "at most 100 points between its minimum and maximum healthy percentages"},
+		{[]string{"asg", "update", "--region", "eu-west-1", "--checkpoints", "50"}, 2, "--checkpoints 50: the last must be 100"},
+		{[]string{"asg", "update", "--region", "eu-west-1", "--checkpoints", "half"}, 2, `"half" is not a list of percentages`},
+		{[]string{"asg", "update", "--region", "eu-west-1", "--checkpoint-delay", "49h"}, 2, "--checkpoint-delay 176400s: must be from 0s to 48h"},
+		{[]string{"asg", "update", "--region", "eu-west-1", "--max-unavailable", "120%"}, 2, `"120%": a percentage is at most 100%`},
+		{append(asgCreate(h), "--checkpoints", "50,100"), 2, "flag provided but not defined: -checkpoints"},
+		{append(asgCreate(h), "--warmup", "3h"), 2, "--warmup 10800s: must be from 0s to 2h"},
+		{append(asgCreate(h), "--initial-delay", "-1"), 2, `"-1" must not be negative`},
+		{append(asgCreate(h), "--target-group-arn", "luna-tg"), 2, `--target-group-arn "luna-tg": a target group ARN looks like`},
+		{append(asgCreate(h), "--setting", "LUNA_INIT_SQL_B64="+strings.Repeat("A", 16384)), 2, "EC2 takes at most 16384 bytes before base64 encoding"},
+		{[]string{"asg", "create", "--region", "eu-west-1", "--ami", "ami-0123456789abcdef0", "--subnet", "subnet-a", "--no-startup-script"}, 2,
+			"--target-group-arn is required: a target group whose health check is HTTP /readyz on port 7689"},
+		{[]string{"asg", "update", "--region", "eu-west-1", "--no-target-group"}, 2, "flag provided but not defined: -no-target-group"},
+		{[]string{"asg", "update", "--region", "eu-west-1", "--key-name", ""}, 2, "cannot remove them"},
+		{[]string{"asg", "update", "--region", "eu-west-1", "--subnet", "subnet-a"}, 2, "flag provided but not defined: -subnet"},
 	} {
 		r := h.run("", tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
@@ -177,24 +217,24 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// TestDryRun: every mutating command prints its requests and sends none.
+// TestDryRun: create and delete print their requests and send none (and
+// need no credentials).
 func TestDryRun(t *testing.T) {
 	h := newHarness(t)
 	pw := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(pw, []byte("s3cret\n"), 0o600)
 	asg := []string{"--region", "eu-west-1", "--ami", "ami-0123456789abcdef0", "--subnet", "subnet-a,subnet-b", "--security-group", "sg-1",
 		"--instance-profile", "luna-node", "--key-name", "ops", "--passwd-from", "aws-ssm:/luna/passwd", "--startup-script", h.script,
-		"--setting", "LUNA_RELEASE_URL=https://example.com/luna.deb"}
-	migRecipe := append(append([]string{}, gcpFlags...), "--zone", "europe-west1-b,europe-west1-c", "--passwd-file", pw, "--startup-script", h.script, "--tags", "luna")
+		"--setting", "LUNA_RELEASE_URL=https://example.com/luna.deb", "--target-group-arn", targetGroup, "--initial-delay", "10m"}
+	migRecipe := append(append([]string{}, gcpFlags...), "--zone", "europe-west1-b,europe-west1-c", "--passwd-file", pw, "--startup-script", h.script, "--tags", "luna",
+		"--initial-delay", "10m", "--max-surge", "2")
 	for _, tc := range []struct {
 		name string
 		args []string
 	}{
 		{"mig-create", append([]string{"mig", "create", "--dry-run"}, migRecipe...)},
-		{"mig-update", append([]string{"mig", "update", "--dry-run", "--template-version", "v2", "--startup-script", h.script, "--passwd-file", pw}, gcpFlags...)},
 		{"mig-delete", append([]string{"mig", "delete", "--dry-run"}, gcpFlags...)},
 		{"asg-create", append([]string{"asg", "create", "--dry-run"}, asg...)},
-		{"asg-update", append([]string{"asg", "update", "--dry-run", "--template-version", "v2"}, asg...)},
 		{"asg-delete", []string{"asg", "delete", "--dry-run", "--region", "eu-west-1"}},
 	} {
 		r := h.run("", tc.args...)
@@ -316,7 +356,7 @@ func TestCloudErrors(t *testing.T) {
 		t.Errorf("403: exit %d\n%s", r.code, r.stderr)
 	}
 	h.aws.Fail("CreateLaunchTemplate", 400, "InvalidAMIID.NotFound", "The image id '[ami-0123456789abcdef0]' does not exist")
-	r = h.run("", "asg", "create", "--region", "eu-west-1", "--ami", "ami-0123456789abcdef0", "--subnet", "subnet-a", "--no-startup-script")
+	r = h.run("", "asg", "create", "--region", "eu-west-1", "--ami", "ami-0123456789abcdef0", "--subnet", "subnet-a", "--no-startup-script", "--no-target-group")
 	if r.code != 1 || !strings.Contains(r.stderr, "creating launch template luna") || !strings.Contains(r.stderr, "check: the image is missing") {
 		t.Errorf("missing AMI: exit %d\n%s", r.code, r.stderr)
 	}
@@ -532,4 +572,143 @@ func TestASGLogsListing(t *testing.T) {
 		t.Errorf("actions %v", got)
 	}
 	_ = ssh.KeyAlgoED25519
+}
+
+const migPath = "/compute/v1/projects/proj/regions/europe-west1/instanceGroupManagers/luna"
+
+// answerGroup makes the fake GCP hold group luna on template luna-v1, made
+// by create with a password and a release.
+func (h *harness) answerGroup() {
+	h.gcp.Answer("GET "+migPath, `{"name":"luna","targetSize":2,
+		"versions":[{"name":"v1","instanceTemplate":"https://www.googleapis.com/compute/v1/projects/proj/global/instanceTemplates/luna-v1"}],
+		"distributionPolicy":{"zones":[{"zone":"zones/europe-west1-b"},{"zone":"zones/europe-west1-c"},{"zone":"zones/europe-west1-d"}]},
+		"autoHealingPolicies":[{"healthCheck":"projects/proj/global/healthChecks/luna-healthz","initialDelaySec":300}],
+		"updatePolicy":{"type":"PROACTIVE","minimalAction":"REPLACE","maxSurge":{"calculated":3},"maxUnavailable":{"fixed":0}},
+		"status":{"isStable":true,"versionTarget":{"isReached":true}}}`)
+	h.gcp.Answer("GET /compute/v1/projects/proj/global/instanceTemplates/luna-v1", `{"name":"luna-v1","id":"7","properties":{
+		"machineType":"e2-standard-4","labels":{"luna-deploy-group":"luna"},"tags":{"items":["luna"]},
+		"disks":[{"boot":true,"autoDelete":true,"type":"PERSISTENT","initializeParams":{"sourceImage":"projects/debian-cloud/global/images/family/debian-12","diskSizeGb":"20"}}],
+		"networkInterfaces":[{"network":"projects/proj/global/networks/default"}],
+		"metadata":{"items":[{"key":"luna-release-url","value":"https://example.com/luna_1.0.0_amd64.deb"},{"key":"luna-release-sha256","value":"`+strings.Repeat("a", 64)+`"},
+		 {"key":"startup-script","value":"#!/bin/sh\necho start\n"},{"key":"luna-passwd","value":"s3cret"},{"key":"luna-passwd-from","value":"gcp-metadata:luna-passwd"}]}}}`)
+}
+
+// TestMigUpdateHelpExample: the update in mig update --help (a Luna image
+// instead of Debian plus the startup script) keeps the password and the
+// release metadata, drops only the startup script and changes only the
+// image.
+func TestMigUpdateHelpExample(t *testing.T) {
+	h := newHarness(t)
+	h.answerGroup()
+	r := h.run("", "mig", "update", "--project", "proj", "--region", "europe-west1", "--template-version", "v2",
+		"--image-family", "luna", "--image-project", "my-images", "--no-startup-script")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	var insert, patch cloudfake.Request
+	for _, q := range h.gcp.Requests() {
+		switch {
+		case q.Method == "POST" && strings.HasSuffix(q.Path, "/global/instanceTemplates"):
+			insert = q
+		case q.Method == "PATCH":
+			patch = q
+		}
+	}
+	var tmpl struct {
+		Name       string
+		Properties struct {
+			Disks []struct {
+				InitializeParams struct{ SourceImage string }
+			}
+			Metadata struct{ Items []struct{ Key, Value string } }
+		}
+	}
+	if err := json.Unmarshal(insert.Body, &tmpl); err != nil {
+		t.Fatalf("template insert %s: %v", insert.Body, err)
+	}
+	if tmpl.Name != "luna-v2" || tmpl.Properties.Disks[0].InitializeParams.SourceImage != "projects/my-images/global/images/family/luna" {
+		t.Errorf("template: %s", insert.Body)
+	}
+	md := map[string]string{}
+	for _, it := range tmpl.Properties.Metadata.Items {
+		md[it.Key] = it.Value
+	}
+	want := map[string]string{"luna-release-url": "https://example.com/luna_1.0.0_amd64.deb", "luna-release-sha256": strings.Repeat("a", 64),
+		"luna-passwd": "s3cret", "luna-passwd-from": "gcp-metadata:luna-passwd"}
+	if !reflect.DeepEqual(md, want) {
+		t.Errorf("metadata %v, want %v", md, want)
+	}
+	// The surge Compute Engine chose (calculated) is not a setting; the
+	// patch leaves it out, so the default (the number of zones) stays.
+	var body map[string]any
+	json.Unmarshal(patch.Body, &body)
+	if got, _ := json.Marshal(body["updatePolicy"]); string(got) != `{"maxUnavailable":{"fixed":0},"minimalAction":"REPLACE","type":"PROACTIVE"}` {
+		t.Errorf("patch: %s", patch.Body)
+	}
+	for _, w := range []string{"metadata.startup-script: <21 bytes, sha256 bdd721eb…> → (none)", "disks.0.initializeParams.sourceImage: projects/debian-cloud/global/images/family/debian-12 → projects/my-images/global/images/family/luna"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("stdout lacks %q:\n%s", w, r.stdout)
+		}
+	}
+}
+
+// TestUpdateDryRun: update --dry-run reads the group and its template (or
+// launch template version), prints the requests with their changes, and
+// sends nothing that changes anything.
+func TestUpdateDryRun(t *testing.T) {
+	h := newHarness(t)
+	h.answerGroup()
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("n3w-secret\n"), 0o600)
+	r := h.run("", append([]string{"mig", "update", "--dry-run", "--template-version", "v2", "--machine-type", "n2-highmem-8", "--passwd-file", pw,
+		"--metadata", "luna-release-url=https://example.com/luna_1.1.0_amd64.deb", "--size", "3", "--max-surge", "3", "--initial-delay", "15m"}, gcpFlags...)...)
+	if r.code != 0 {
+		t.Fatalf("mig update --dry-run: exit %d\n%s", r.code, r.stderr)
+	}
+	if m := h.gcp.Mutations(); len(m) != 0 {
+		t.Errorf("mig update --dry-run sent %d changes: %v", len(m), m[0].Method+" "+m[0].Path)
+	}
+	if strings.Contains(r.stdout, "s3cret") || strings.Contains(r.stdout, "n3w-secret") {
+		t.Errorf("the dry run shows a password")
+	}
+	cloudfake.Golden(t, filepath.Join("testdata", "dry-run-mig-update.json"), r.stdout, *update)
+
+	h.aws.Answer("DescribeAutoScalingGroups", `<AutoScalingGroups><member><AutoScalingGroupName>luna</AutoScalingGroupName><DesiredCapacity>2</DesiredCapacity><MaxSize>4</MaxSize>
+		<LaunchTemplate><LaunchTemplateName>luna</LaunchTemplateName><Version>1</Version></LaunchTemplate><HealthCheckType>ELB</HealthCheckType><HealthCheckGracePeriod>300</HealthCheckGracePeriod>
+		<TargetGroupARNs><member>`+targetGroup+`</member></TargetGroupARNs></member></AutoScalingGroups>`)
+	ud := "#!/bin/sh\n# Settings added by luna-deploy.\nexport LUNA_PASSWD_FROM='aws-ssm:/luna/passwd'\nexport LUNA_RELEASE_URL='https://example.com/luna_1.0.0_amd64.deb'\necho start\n"
+	h.aws.Answer("DescribeLaunchTemplateVersions", `<launchTemplateVersionSet><item><launchTemplateName>luna</launchTemplateName><versionNumber>1</versionNumber><launchTemplateData>
+		<imageId>ami-0123456789abcdef0</imageId><instanceType>m7i.xlarge</instanceType><userData>`+base64.StdEncoding.EncodeToString([]byte(ud))+`</userData>
+		<tagSpecificationSet><item><resourceType>instance</resourceType><tagSet><item><key>luna-passwd-from</key><value>aws-ssm:/luna/passwd</value></item></tagSet></item></tagSpecificationSet>
+		</launchTemplateData></item></launchTemplateVersionSet>`)
+	r = h.run("", "asg", "update", "--dry-run", "--region", "eu-west-1", "--template-version", "v2", "--ami", "ami-0fedcba9876543210",
+		"--setting", "LUNA_RELEASE_URL=https://example.com/luna_1.1.0_amd64.deb", "--initial-delay", "10m")
+	if r.code != 0 {
+		t.Fatalf("asg update --dry-run: exit %d\n%s", r.code, r.stderr)
+	}
+	if m := h.aws.Mutations(); len(m) != 0 {
+		t.Errorf("asg update --dry-run sent %v", m)
+	}
+	if got := h.aws.Actions(); !reflect.DeepEqual(got, []string{"DescribeAutoScalingGroups", "DescribeLaunchTemplateVersions"}) {
+		t.Errorf("asg update --dry-run called %v", got)
+	}
+	cloudfake.Golden(t, filepath.Join("testdata", "dry-run-asg-update.json"), r.stdout, *update)
+}
+
+// TestUpdateNothingToChange: flags naming what the group has send no
+// change; the dry run prints an empty list and says so.
+func TestUpdateNothingToChange(t *testing.T) {
+	h := newHarness(t)
+	h.answerGroup()
+	r := h.run("", append([]string{"mig", "update", "--dry-run", "--machine-type", "e2-standard-4", "--size", "2"}, gcpFlags...)...)
+	if r.code != 0 || r.stdout != "[]\n" || !strings.Contains(r.stderr, "nothing to change: group luna already has what the flags name") {
+		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = h.run("", append([]string{"mig", "update", "--machine-type", "e2-standard-4"}, gcpFlags...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "nothing to change") {
+		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if m := h.gcp.Mutations(); len(m) != 0 {
+		t.Errorf("sent %d changes", len(m))
+	}
 }

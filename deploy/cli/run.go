@@ -28,6 +28,9 @@ type run struct {
 	env        Env
 	cloud, cmd string
 	fs         *flag.FlagSet
+	// set holds the flags given on the command line: update changes only
+	// what they name.
+	set map[string]bool
 
 	gcp gcp.Config
 	aws awsfleet.Config
@@ -42,6 +45,15 @@ type run struct {
 	imageProject    string
 	zones           listFlag
 	timeout         time.Duration
+
+	// Rollout settings, for both clouds.
+	initialDelay   int32
+	warmup         int32
+	maxSurge       deploy.Amount
+	maxUnavailable deploy.Amount
+	checkpoints    []int32
+	checkpointWait int32
+	targetGroups   listFlag
 
 	ssh         remote.Options
 	keys        listFlag
@@ -68,20 +80,27 @@ type run struct {
 var examples = map[string]string{
 	"mig create": `luna-deploy mig create --project my-proj --region europe-west1 --size 3 \
     --machine-type n2-highmem-8 --passwd-file pw.txt --startup-script scripts/startup-gcp-mig.sh \
-    --metadata luna-release-url=https://example.com/luna_1.0.0_amd64.deb --metadata luna-release-sha256=<sha256>
+    --metadata luna-release-url=https://example.com/luna_1.0.0_amd64.deb --metadata luna-release-sha256=<sha256> \
+    --initial-delay 5m
   # from a Luna image instead of Debian plus the startup script:
   luna-deploy mig create --project my-proj --region europe-west1 \
     --image-family luna --image-project my-images --no-startup-script`,
-	"mig update":  `luna-deploy mig update --project my-proj --region europe-west1 --image-family luna --image-project my-images --no-startup-script`,
+	"mig update": `luna-deploy mig update --project my-proj --region europe-west1 \
+    --metadata luna-release-url=https://example.com/luna_1.1.0_amd64.deb --metadata luna-release-sha256=<sha256>
+  # everything not named (password, startup SQL, image, ...) is copied from the group's current template;
+  # --dry-run prints the changes (field: old → new) and sends nothing`,
 	"mig status":  `luna-deploy mig status --project my-proj --region europe-west1 --format json`,
 	"mig restart": `luna-deploy mig restart --project my-proj --region europe-west1 --user admin -i ~/.ssh/id_ed25519`,
 	"mig logs":    `luna-deploy mig logs --project my-proj --region europe-west1 -i ~/.ssh/id_ed25519 --follow --since "1 hour ago"`,
 	"mig delete":  `luna-deploy mig delete --project my-proj --region europe-west1 --name luna --yes`,
 	"asg create": `luna-deploy asg create --region eu-west-1 --ami ami-0123456789abcdef0 --instance-type r7i.2xlarge \
     --subnet subnet-aaa,subnet-bbb --security-group sg-123 --instance-profile luna-node --key-name ops \
+    --target-group-arn arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/luna/0123456789abcdef \
     --passwd-from aws-ssm:/luna/passwd --startup-script scripts/startup-aws-asg.sh \
     --setting LUNA_RELEASE_URL=https://example.com/luna_1.0.0_amd64.deb --setting LUNA_RELEASE_SHA256=<sha256>`,
-	"asg update":  `luna-deploy asg update --region eu-west-1 --ami ami-0fedcba9876543210 --subnet subnet-aaa,subnet-bbb`,
+	"asg update": `luna-deploy asg update --region eu-west-1 --ami ami-0fedcba9876543210
+  # a new launch template version from the group's current one with only the named changes, rolled out
+  # by an instance refresh that launches before it terminates and rolls back if the new nodes fail /readyz`,
 	"asg status":  `luna-deploy asg status --region eu-west-1 --profile prod`,
 	"asg restart": `luna-deploy asg restart --region eu-west-1 --user admin -i ~/.ssh/ops.pem --jump admin@bastion.example.com --internal-ip`,
 	"asg logs":    `luna-deploy asg logs --region eu-west-1 --user admin --follow --lines 20`,
@@ -90,7 +109,7 @@ var examples = map[string]string{
 
 var summaries = map[string]string{
 	"create":  "Create the template and the group, wait until they are up, and print what was made.",
-	"update":  "Make a new template version and roll the group over to it, waiting until done.",
+	"update":  "Copy the group's current template with only the changes the flags name, and roll the group over to it, waiting until done.",
 	"status":  "List the group's instances: state, health, zone, internal IP and template version.",
 	"restart": "Restart Luna on each instance over SSH, one at a time, waiting for /readyz in between.",
 	"logs":    "Tail journalctl -u luna of every instance over SSH, merged and prefixed with the instance name.",
@@ -116,7 +135,11 @@ func (r *run) parse(args []string) error {
 	fs.StringVar(&r.gcp.Name, "name", "luna", "name of the group (and prefix of its templates)")
 	fs.DurationVar(&r.timeout, "timeout", 30*time.Minute, "longest wait for each long-running operation")
 	if r.mutating {
-		fs.BoolVar(&r.dryRun, "dry-run", false, "print the API requests as JSON and change nothing")
+		help := "print the API requests as JSON and change nothing"
+		if r.cmd == "update" {
+			help = "read the group, print the requests as JSON with the changes (field: old → new), and change nothing"
+		}
+		fs.BoolVar(&r.dryRun, "dry-run", false, help)
 	}
 	if r.cmd == "delete" {
 		fs.BoolVar(&r.yes, "yes", false, "do not ask for confirmation")
@@ -137,6 +160,7 @@ func (r *run) parse(args []string) error {
 	}
 	if r.needsRecipe {
 		r.recipeFlags(fs)
+		r.rolloutFlags(fs)
 	}
 	if r.needsSSH {
 		r.sshFlags(fs)
@@ -153,45 +177,113 @@ func (r *run) parse(args []string) error {
 		fmt.Fprintf(r.env.Stderr, "luna-deploy %s: unexpected argument %q (flags only)\n", name, fs.Arg(0))
 		return errUsage
 	}
+	r.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { r.set[f.Name] = true })
 	return r.finish()
 }
 
 func (r *run) recipeFlags(fs *flag.FlagSet) {
-	fs.IntVar(&r.size, "size", 2, "number of instances")
+	create := r.cmd == "create"
+	// Update keeps what is not given, so its flags show no defaults.
+	def := func(v string) string {
+		if create {
+			return v
+		}
+		return ""
+	}
+	if create {
+		fs.IntVar(&r.size, "size", 2, "number of instances")
+	} else {
+		fs.IntVar(&r.size, "size", 0, "resize the group to this many instances (default: keep its size)")
+	}
 	fs.StringVar(&r.gcp.Version, "template-version", "", "version suffix of the new template (default: the UTC time, 20060102-150405)")
 	script := map[string]string{"mig": gcpStartupScript, "asg": awsStartupScript}[r.cloud]
-	fs.StringVar(&r.startupScript, "startup-script", "", "cloud-init startup script, sent as startup-script metadata (GCP) or user data (AWS) (default "+script+")")
-	fs.BoolVar(&r.noStartupScript, "no-startup-script", false, "send no startup script (the image is a Luna image)")
+	if create {
+		fs.StringVar(&r.startupScript, "startup-script", "", "cloud-init startup script, sent as startup-script metadata (GCP) or user data (AWS) (default "+script+")")
+	} else {
+		fs.StringVar(&r.startupScript, "startup-script", "", "replace the startup script with this file (default: keep the current one)")
+	}
+	if create || r.cloud == "mig" {
+		fs.BoolVar(&r.noStartupScript, "no-startup-script", false, "send no startup script (the image is a Luna image)")
+	}
 	switch r.cloud {
 	case "mig":
-		fs.StringVar(&r.gcp.MachineType, "machine-type", "e2-standard-4", "machine type")
-		fs.StringVar(&r.gcp.Image, "image", "", "boot image path, e.g. projects/P/global/images/NAME (default the debian-12 family of debian-cloud)")
+		fs.StringVar(&r.gcp.MachineType, "machine-type", def("e2-standard-4"), "machine type")
+		fs.StringVar(&r.gcp.Image, "image", "", "boot image path, e.g. projects/P/global/images/NAME"+def(" (default the debian-12 family of debian-cloud)"))
 		fs.StringVar(&r.imageFamily, "image-family", "", "boot image family (with --image-project), e.g. a Luna image family")
 		fs.StringVar(&r.imageProject, "image-project", "", "project of --image-family (default --project)")
-		fs.Int64Var(&r.gcp.DiskSizeGB, "disk-size", 20, "boot disk size in GB")
-		fs.StringVar(&r.gcp.ServiceAccount, "service-account", "default", "service account e-mail of the instances")
-		fs.Var(&r.scopes, "scopes", "OAuth scopes of the service account (default cloud-platform)")
-		fs.StringVar(&r.gcp.Network, "network", "default", "VPC network")
+		fs.Int64Var(&r.gcp.DiskSizeGB, "disk-size", map[bool]int64{true: 20}[create], "boot disk size in GB")
+		fs.StringVar(&r.gcp.ServiceAccount, "service-account", def("default"), "service account e-mail of the instances")
+		fs.Var(&r.scopes, "scopes", "OAuth scopes of the service account"+def(" (default cloud-platform)"))
+		fs.StringVar(&r.gcp.Network, "network", def("default"), "VPC network")
 		fs.StringVar(&r.gcp.Subnet, "subnet", "", "subnetwork in the region")
-		fs.Var(&r.tags, "tags", "network tags (repeatable or comma-separated), e.g. for firewall rules")
+		fs.Var(&r.tags, "tags", "further network tags (repeatable or comma-separated); the group's name is always one")
 		fs.BoolVar(&r.gcp.ExternalIP, "external-ip", false, "give instances an ephemeral external IP")
-		fs.Var(r.metadata, "metadata", "extra instance metadata KEY=VALUE (repeatable)")
-		fs.StringVar(&r.gcp.PasswdAttribute, "passwd-attribute", "luna-passwd", "metadata attribute holding the password (luna --passwd-from gcp-metadata:ATTR)")
+		fs.Var(r.metadata, "metadata", "extra instance metadata KEY=VALUE (repeatable; on update KEY= removes one)")
+		fs.StringVar(&r.gcp.PasswdAttribute, "passwd-attribute", def("luna-passwd"), "metadata attribute holding the password (luna --passwd-from gcp-metadata:ATTR)")
 		fs.StringVar(&r.passwdFile, "passwd-file", "", "file holding the Luna password, stored in the --passwd-attribute metadata")
-		fs.IntVar(&r.gcp.APIPort, "api-port", deploy.APIPort, "Luna's API port (the group's named port luna)")
-		fs.IntVar(&r.gcp.HealthPort, "health-port", deploy.HealthPort, "Luna's health port (/readyz, checked by the health check)")
+		if create {
+			fs.IntVar(&r.gcp.APIPort, "api-port", deploy.APIPort, "Luna's API port (the group's named port luna)")
+			fs.IntVar(&r.gcp.HealthPort, "health-port", deploy.HealthPort, "Luna's health port (/healthz and /readyz, checked by the health checks and opened by the firewall rule)")
+			fs.BoolVar(&r.gcp.NoFirewall, "no-health-check-firewall", false, "make no firewall rule for Google's health checkers (the network has one: tcp on the health port from 35.191.0.0/16 and 130.211.0.0/22 to the group's tag)")
+		}
 	case "asg":
 		fs.StringVar(&r.aws.AMI, "ami", "", "AMI ID: a Luna AMI, or Debian/Amazon Linux with the startup script (required)")
-		fs.StringVar(&r.aws.InstanceType, "instance-type", "m7i.xlarge", "instance type")
+		fs.StringVar(&r.aws.InstanceType, "instance-type", def("m7i.xlarge"), "instance type")
 		fs.StringVar(&r.aws.KeyName, "key-name", "", "EC2 key pair for SSH")
 		fs.StringVar(&r.aws.InstanceProfile, "instance-profile", "", "IAM instance profile name or ARN")
 		fs.Var(&r.secGroups, "security-group", "security group ID (repeatable or comma-separated)")
-		fs.Var(&r.subnets, "subnet", "subnet ID to spread over (repeatable or comma-separated)")
-		fs.Var(&r.zones, "zone", "availability zone, when not using --subnet (repeatable or comma-separated)")
-		fs.Var(new(int32Flag).bind(&r.aws.VolumeSizeGB, 20), "volume-size", "root volume size in GiB")
+		if create {
+			fs.Var(&r.subnets, "subnet", "subnet ID to spread over (repeatable or comma-separated)")
+			fs.Var(&r.zones, "zone", "availability zone, when not using --subnet (repeatable or comma-separated)")
+			fs.Var(&r.targetGroups, "target-group-arn", "target group the instances register with, whose health check is HTTP /readyz on the health port (repeatable); the group uses ELB health checks through it")
+			fs.BoolVar(&r.aws.NoTargetGroup, "no-target-group", false, "make the group without a target group: EC2 status checks only, so a node whose Luna never gets ready stays in service, and update refuses to refresh it without --i-know")
+		} else {
+			fs.BoolVar(&r.aws.IKnow, "i-know", false, "refresh a group whose health checks cannot see /readyz (no target group or EC2 checks), knowing a bad version replaces every node")
+		}
+		fs.Var(new(int32Flag).bind(&r.aws.VolumeSizeGB, map[bool]int32{true: 20}[create]), "volume-size", "root volume size in GiB")
 		fs.StringVar(&r.aws.PasswdFrom, "passwd-from", "", "password source for luna --passwd-from (aws-ssm:NAME, aws-secretsmanager:ID, aws-imds:TAG), set as an instance tag")
-		fs.Var(r.awsTags, "tag", "extra instance tag KEY=VALUE (repeatable)")
-		fs.Var(r.settings, "setting", "NAME=VALUE exported to the startup script in the user data, e.g. LUNA_RELEASE_URL=https://.../luna_1.0_amd64.deb (repeatable)")
+		fs.Var(r.awsTags, "tag", "extra instance tag KEY=VALUE (repeatable; on update KEY= removes one)")
+		fs.Var(r.settings, "setting", "NAME=VALUE exported to the startup script in the user data, e.g. LUNA_RELEASE_URL=https://.../luna_1.0_amd64.deb (repeatable; on update NAME= removes one)")
+	}
+}
+
+// rolloutFlags are the timings and the pace of replacements.
+func (r *run) rolloutFlags(fs *flag.FlagSet) {
+	create := r.cmd == "create"
+	keep := ""
+	// Timings change on update only when given.
+	sec := func(v int32) int32 {
+		if create {
+			return v
+		}
+		return 0
+	}
+	if !create {
+		keep = "; on update only when given"
+	}
+	switch r.cloud {
+	case "mig":
+		fs.Var(new(secondsFlag).bind(&r.initialDelay, sec(gcp.DefaultInitialDelaySec)), "initial-delay",
+			"how long autohealing leaves a new instance alone: boot + install + server start, until /healthz answers (0 to 1h)"+keep)
+		fs.Var(&amountFlag{p: &r.maxSurge, optional: true}, "max-surge",
+			"instances a rolling update may add above the size: a number (0, or at least the number of zones) or a percentage for groups of 10 or more (default: the number of zones)"+keep)
+		fs.Var(&amountFlag{p: &r.maxUnavailable, optional: !create}, "max-unavailable",
+			"instances a rolling update may take out of service: 0 keeps every node serving; else at least the number of zones, or a percentage"+keep)
+	case "asg":
+		fs.Var(new(secondsFlag).bind(&r.initialDelay, sec(awsfleet.DefaultGracePeriodSec)), "initial-delay",
+			"health check grace period: boot + install + the longest preload, until /readyz answers (0 to 2h)"+keep)
+		fs.Var(new(secondsFlag).bind(&r.warmup, sec(awsfleet.DefaultWarmupSec)), "warmup",
+			"how long a new instance counts as starting: the group's default instance warmup and the instance refresh's (0 to 2h)"+keep)
+		fs.Var(new(amountFlag).bind(&r.maxSurge, deploy.Amount{Value: awsfleet.DefaultMaxSurgePercent, Percent: true}), "max-surge",
+			"how far above its size, as a percentage, instance refreshes and replacements may launch new instances before terminating old ones (maximum healthy percentage 100+N)")
+		fs.Var(new(amountFlag).bind(&r.maxUnavailable, deploy.Amount{Percent: true}), "max-unavailable",
+			"how much of the group, as a percentage, instance refreshes and replacements may take out of service (minimum healthy percentage 100-N)")
+		if !create {
+			fs.Var(new(percentsFlag).bind(&r.checkpoints, awsfleet.DefaultCheckpoints), "checkpoints",
+				"percentages of the group at which the instance refresh pauses, ending with 100, or none")
+			fs.Var(new(secondsFlag).bind(&r.checkpointWait, awsfleet.DefaultCheckpointDelaySec), "checkpoint-delay", "how long the instance refresh pauses at each checkpoint (0 to 48h)")
+		}
 	}
 }
 
@@ -216,25 +308,6 @@ func (r *run) sshFlags(fs *flag.FlagSet) {
 		fs.IntVar(&r.healthPort, "health-port", deploy.HealthPort, "Luna's health port, polled for /readyz")
 		fs.DurationVar(&r.readyWait, "ready-timeout", 5*time.Minute, "longest wait for /readyz after each restart")
 	}
-}
-
-// int32Flag is an int32 flag with a default.
-type int32Flag struct{ p *int32 }
-
-func (f *int32Flag) bind(p *int32, def int32) *int32Flag { *p = def; f.p = p; return f }
-func (f *int32Flag) String() string {
-	if f == nil || f.p == nil {
-		return "0"
-	}
-	return fmt.Sprint(*f.p)
-}
-func (f *int32Flag) Set(v string) error {
-	var n int32
-	if _, err := fmt.Sscan(v, &n); err != nil {
-		return fmt.Errorf("%q is not a number", v)
-	}
-	*f.p = n
-	return nil
 }
 
 func firstEnv(getenv func(string) string, names ...string) string {
@@ -266,67 +339,10 @@ func (r *run) finish() error {
 			return bad("--startup-script and --no-startup-script contradict each other")
 		}
 	}
-	now := r.env.Now()
-	switch r.cloud {
-	case "mig":
-		r.gcp.Zones = r.zones
-		if r.needsRecipe {
-			r.gcp.Size = int32(r.size)
-			r.gcp.Tags, r.gcp.Scopes, r.gcp.Metadata = r.tags, r.scopes, r.metadata
-			if r.imageFamily != "" {
-				if r.gcp.Image != "" {
-					return bad("--image and --image-family contradict each other")
-				}
-				proj := r.imageProject
-				if proj == "" {
-					proj = r.gcp.Project
-				}
-				r.gcp.Image = "projects/" + proj + "/global/images/family/" + r.imageFamily
-			}
-			if r.passwdFile != "" {
-				pw, err := readPassword(r.passwdFile)
-				if err != nil {
-					return bad("%v", err)
-				}
-				r.gcp.Password = pw
-			}
-		}
-		r.gcp.Defaults(now)
-		if err := r.gcp.Check(); err != nil {
-			return bad("%v", err)
-		}
-	case "asg":
-		r.aws.Name, r.aws.Version = r.gcp.Name, r.gcp.Version
-		if r.needsRecipe {
-			r.aws.Size = int32(r.size)
-			r.aws.SecurityGroups, r.aws.Subnets, r.aws.Zones, r.aws.Tags = r.secGroups, r.subnets, r.zones, r.awsTags
-			r.aws.Settings = r.settings
-		}
-		if r.aws.Region == "" {
-			r.aws.Region = firstEnv(r.env.Getenv, "AWS_REGION", "AWS_DEFAULT_REGION")
-		}
-		if r.aws.Profile == "" {
-			r.aws.Profile = r.env.Getenv("AWS_PROFILE")
-		}
-		r.aws.Defaults(now)
-		if r.aws.Region == "" && r.aws.Profile == "" {
-			return bad("--region is required (or set AWS_REGION, or a region in the --profile)")
-		}
-		if err := r.aws.Check(); err != nil && r.aws.Region != "" {
-			return bad("%v", err)
-		}
-		if r.needsRecipe {
-			if err := r.aws.CheckTemplate(); err != nil {
-				return bad("%v", err)
-			}
-			if r.cmd == "create" {
-				if err := r.aws.CheckGroup(); err != nil {
-					return bad("%v", err)
-				}
-			}
-		}
-	}
-	if r.needsRecipe && !r.noStartupScript {
+	// The startup script: on create the default file unless told not to;
+	// on update only a file the operator names.
+	script := ""
+	if r.needsRecipe && !r.noStartupScript && (r.cmd == "create" || r.set["startup-script"]) {
 		path := r.startupScript
 		if path == "" {
 			path = map[string]string{"mig": gcpStartupScript, "asg": awsStartupScript}[r.cloud]
@@ -338,7 +354,18 @@ func (r *run) finish() error {
 		if len(b) == 0 {
 			return bad("the startup script %s is empty", path)
 		}
-		r.gcp.StartupScript, r.aws.UserData = string(b), string(b)
+		script = string(b)
+	}
+	now := r.env.Now()
+	var err error
+	switch r.cloud {
+	case "mig":
+		err = r.finishGCP(now, script)
+	case "asg":
+		err = r.finishAWS(now, script)
+	}
+	if err != nil {
+		return bad("%v", err)
 	}
 	if r.needsSSH {
 		if r.lines < -1 {
@@ -351,6 +378,205 @@ func (r *run) finish() error {
 		r.ssh.AgentSocket = r.env.Getenv("SSH_AUTH_SOCK")
 	}
 	return nil
+}
+
+func (r *run) finishGCP(now time.Time, script string) error {
+	c := &r.gcp
+	c.Zones = r.zones
+	if r.needsRecipe {
+		c.Size = int32(r.size)
+		c.Tags, c.Scopes, c.Metadata = r.tags, r.scopes, r.metadata
+		c.StartupScript = script
+		c.InitialDelaySec, c.MaxUnavailable = r.initialDelay, r.maxUnavailable
+		if r.set["max-surge"] {
+			c.MaxSurge = &r.maxSurge
+		}
+		if r.imageFamily != "" {
+			if c.Image != "" {
+				return errors.New("--image and --image-family contradict each other")
+			}
+			proj := r.imageProject
+			if proj == "" {
+				proj = c.Project
+			}
+			c.Image = "projects/" + proj + "/global/images/family/" + r.imageFamily
+		}
+		if r.passwdFile != "" {
+			pw, err := readPassword(r.passwdFile)
+			if err != nil {
+				return err
+			}
+			c.Password = pw
+		}
+	}
+	c.Defaults(now)
+	if r.needsRecipe {
+		c.Size = int32(r.size) // 0 too
+	}
+	if err := c.Check(); err != nil {
+		return err
+	}
+	switch r.cmd {
+	case "create":
+		return c.CheckCreate()
+	case "update":
+		r.gcpChanges()
+		return c.CheckUpdate()
+	}
+	return nil
+}
+
+// gcpChanges records what the update flags name.
+func (r *run) gcpChanges() {
+	c, ch := &r.gcp, &r.gcp.Update
+	s := r.set
+	str := func(v string) *string { return &v }
+	if s["machine-type"] {
+		ch.MachineType = str(c.MachineType)
+	}
+	if s["image"] || s["image-family"] {
+		ch.Image = str(c.Image)
+	}
+	if s["disk-size"] {
+		ch.DiskSizeGB = &c.DiskSizeGB
+	}
+	if s["startup-script"] || s["no-startup-script"] {
+		ch.StartupScript = str(c.StartupScript)
+	}
+	if s["service-account"] {
+		ch.ServiceAccount = str(c.ServiceAccount)
+	}
+	if s["scopes"] {
+		ch.Scopes = c.Scopes
+	}
+	if s["network"] {
+		ch.Network = str(c.Network)
+	}
+	if s["subnet"] {
+		ch.Subnet = str(c.Subnet)
+	}
+	if s["tags"] {
+		ch.Tags = append([]string{}, r.tags...)
+	}
+	if s["external-ip"] {
+		ch.ExternalIP = &c.ExternalIP
+	}
+	if s["metadata"] {
+		ch.Metadata = r.metadata
+	}
+	if s["passwd-file"] {
+		ch.Password = str(c.Password)
+	}
+	if s["passwd-attribute"] {
+		ch.PasswdAttribute = str(c.PasswdAttribute)
+	}
+	if s["size"] {
+		n := int32(r.size)
+		ch.Size = &n
+	}
+	if s["initial-delay"] {
+		ch.InitialDelaySec = &r.initialDelay
+	}
+	if s["max-surge"] {
+		ch.MaxSurge = &r.maxSurge
+	}
+	if s["max-unavailable"] {
+		ch.MaxUnavailable = &r.maxUnavailable
+	}
+}
+
+func (r *run) finishAWS(now time.Time, script string) error {
+	c := &r.aws
+	c.Name, c.Version = r.gcp.Name, r.gcp.Version
+	if r.needsRecipe {
+		c.Size = int32(r.size)
+		c.SecurityGroups, c.Subnets, c.Zones, c.Tags = r.secGroups, r.subnets, r.zones, r.awsTags
+		c.Settings = r.settings
+		c.UserData = script
+		c.TargetGroupARNs = r.targetGroups
+		c.GracePeriodSec, c.WarmupSec, c.CheckpointPercentages, c.CheckpointDelaySec = r.initialDelay, r.warmup, r.checkpoints, r.checkpointWait
+		for flag, a := range map[string]deploy.Amount{"--max-surge": r.maxSurge, "--max-unavailable": r.maxUnavailable} {
+			if !a.Percent {
+				return fmt.Errorf("%s %s: an instance refresh takes a percentage of the group, e.g. 50%%", flag, a)
+			}
+		}
+		c.MaxSurgePercent, c.MaxUnavailablePercent = r.maxSurge.Value, r.maxUnavailable.Value
+	}
+	if c.Region == "" {
+		c.Region = firstEnv(r.env.Getenv, "AWS_REGION", "AWS_DEFAULT_REGION")
+	}
+	if c.Profile == "" {
+		c.Profile = r.env.Getenv("AWS_PROFILE")
+	}
+	c.Defaults(now)
+	if r.needsRecipe {
+		c.Size = int32(r.size) // 0 too
+	}
+	if c.Region == "" && c.Profile == "" {
+		return errors.New("--region is required (or set AWS_REGION, or a region in the --profile)")
+	}
+	if err := c.Check(); err != nil && c.Region != "" {
+		return err
+	}
+	switch r.cmd {
+	case "create":
+		if err := c.CheckTemplate(); err != nil {
+			return err
+		}
+		return c.CheckGroup()
+	case "update":
+		r.awsChanges()
+		return c.CheckUpdate()
+	}
+	return nil
+}
+
+// awsChanges records what the update flags name.
+func (r *run) awsChanges() {
+	c, ch := &r.aws, &r.aws.Update
+	s := r.set
+	str := func(v string) *string { return &v }
+	if s["ami"] {
+		ch.AMI = str(c.AMI)
+	}
+	if s["instance-type"] {
+		ch.InstanceType = str(c.InstanceType)
+	}
+	if s["key-name"] {
+		ch.KeyName = str(c.KeyName)
+	}
+	if s["instance-profile"] {
+		ch.InstanceProfile = str(c.InstanceProfile)
+	}
+	if s["security-group"] {
+		ch.SecurityGroups = append([]string{}, r.secGroups...)
+	}
+	if s["volume-size"] {
+		ch.VolumeSizeGB = &c.VolumeSizeGB
+	}
+	if s["startup-script"] {
+		ch.StartupScript = str(c.UserData)
+	}
+	if s["setting"] {
+		ch.Settings = r.settings
+	}
+	if s["passwd-from"] {
+		ch.PasswdFrom = str(c.PasswdFrom)
+	}
+	if s["tag"] {
+		ch.Tags = r.awsTags
+	}
+	if s["size"] {
+		n := int32(r.size)
+		ch.Size = &n
+	}
+	if s["initial-delay"] {
+		ch.GracePeriodSec = &r.initialDelay
+	}
+	if s["warmup"] {
+		ch.WarmupSec = &r.warmup
+	}
+	ch.Rollout = s["max-surge"] || s["max-unavailable"]
 }
 
 // readPassword reads a password file, trimming the trailing newline.
@@ -371,21 +597,20 @@ type fleet interface {
 	deploy.Lister
 	Create(context.Context) (string, error)
 	Update(context.Context) (string, error)
+	PlanUpdate(context.Context) ([]deploy.Request, error)
 	Delete(context.Context) (string, error)
 }
 
+// plan is what create and delete would send; they need no look at the
+// cloud.
 func (r *run) plan() []deploy.Request {
 	switch r.cloud + " " + r.cmd {
 	case "mig create":
 		return r.gcp.PlanCreate()
-	case "mig update":
-		return r.gcp.PlanUpdate()
 	case "mig delete":
 		return r.gcp.PlanDelete()
 	case "asg create":
 		return r.aws.PlanCreate()
-	case "asg update":
-		return r.aws.PlanUpdate()
 	case "asg delete":
 		return r.aws.PlanDelete()
 	}
@@ -393,7 +618,7 @@ func (r *run) plan() []deploy.Request {
 }
 
 func (r *run) exec(ctx context.Context) error {
-	if r.dryRun {
+	if r.dryRun && r.cmd != "update" {
 		return deploy.WriteRequests(r.env.Stdout, r.plan())
 	}
 	if r.cmd == "delete" && !r.yes {
@@ -425,7 +650,18 @@ func (r *run) exec(ctx context.Context) error {
 	case "create":
 		out, err = f.Create(ctx)
 	case "update":
-		out, err = f.Update(ctx)
+		if r.dryRun {
+			// Reads the group and its template; sends no change.
+			var reqs []deploy.Request
+			if reqs, err = f.PlanUpdate(ctx); err == nil {
+				if len(reqs) == 0 {
+					fmt.Fprintf(r.env.Stderr, "luna-deploy %s update: nothing to change: group %s already has what the flags name\n", r.cloud, r.gcp.Name)
+				}
+				err = deploy.WriteRequests(r.env.Stdout, reqs)
+			}
+		} else {
+			out, err = f.Update(ctx)
+		}
 	case "delete":
 		out, err = f.Delete(ctx)
 	case "status":

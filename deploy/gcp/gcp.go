@@ -1,9 +1,11 @@
 // Package gcp runs a Luna fleet as a regional managed instance group on
-// Google Compute Engine: an instance template, an HTTP health check on
-// /readyz that drives autohealing, and the group itself; rolling updates to
-// a new template; and the listing of the group's instances for status, logs
-// and restarts. It speaks to the Compute Engine REST API through
-// cloud.google.com/go/compute/apiv1.
+// Google Compute Engine: an instance template, two HTTP health checks (the
+// group autoheals on /healthz; /readyz is for the load balancer in front),
+// a firewall rule admitting Google's health checkers to the health port,
+// and the group itself; rolling updates to a copy of the current template
+// with only the requested changes; and the listing of the group's
+// instances for status, logs and restarts. It speaks to the Compute Engine
+// REST API through cloud.google.com/go/compute/apiv1.
 package gcp
 
 import (
@@ -36,14 +38,26 @@ const GroupLabel = "luna-deploy-group"
 // --passwd-from source to configure (gcp-metadata:<attribute>).
 const PasswdFromKey = "luna-passwd-from"
 
-// Config describes the group. Zero values take the defaults in Defaults.
+// DefaultInitialDelaySec is the autohealing initial delay when none is
+// given: boot, the startup script's install and the server's start, until
+// /healthz answers.
+const DefaultInitialDelaySec = 300
+
+// HealthCheckRanges are where Google's health checkers (and passthrough
+// load balancers' probes) connect from; the firewall rule admits them.
+var HealthCheckRanges = []string{"35.191.0.0/16", "130.211.0.0/22"}
+
+// Config describes the group. Zero values take the defaults in Defaults,
+// except the rollout settings, which the command line always sets.
 type Config struct {
 	Project string
 	Region  string
 	// Zones the group spreads over; empty: the region's default zones.
 	Zones []string
-	// Name of the group; templates are <Name>-<Version>, the health check
-	// <Name>-readyz, instances <Name>-xxxx.
+	// Name of the group; templates are <Name>-<Version>, the health checks
+	// <Name>-healthz and <Name>-readyz, the firewall rule
+	// <Name>-allow-health-check, instances <Name>-xxxx. It is also the
+	// network tag every instance carries.
 	Name string
 	Size int32
 
@@ -59,7 +73,8 @@ type Config struct {
 	Scopes         []string
 	Network        string
 	Subnet         string
-	Tags           []string
+	// Tags are further network tags; the group's name is always one.
+	Tags []string
 	// ExternalIP gives instances an ephemeral public address.
 	ExternalIP bool
 	Metadata   map[string]string
@@ -73,6 +88,23 @@ type Config struct {
 	HealthPort int
 	// Version names the template made by create or update.
 	Version string
+
+	// InitialDelaySec is how long autohealing leaves a new instance alone
+	// (0 to 3600 seconds).
+	InitialDelaySec int32
+	// MaxSurge is how many instances a rolling update may add above the
+	// size; nil leaves it to Compute Engine (the number of zones).
+	MaxSurge *deploy.Amount
+	// MaxUnavailable is how many instances a rolling update may take out
+	// of service; the zero value keeps every instance serving.
+	MaxUnavailable deploy.Amount
+	// NoFirewall skips the health-check firewall rule, for networks whose
+	// rules are managed elsewhere.
+	NoFirewall bool
+
+	// Update is what update changes; everything else is kept as the
+	// group's current template and settings have it.
+	Update Changes
 }
 
 // Defaults fills in what the operator left out.
@@ -122,7 +154,7 @@ func (c *Config) Check() error {
 		return errors.New("--project is required (or set CLOUDSDK_CORE_PROJECT or GOOGLE_CLOUD_PROJECT)")
 	case c.Region == "":
 		return errors.New("--region is required (or set CLOUDSDK_COMPUTE_REGION)")
-	case !validName(c.Name):
+	case !validName(c.Name) || len(c.Name) > 40:
 		return fmt.Errorf("--name %q: use lowercase letters, digits and hyphens, starting with a letter (at most 40 characters)", c.Name)
 	case !validName(c.Name + "-" + c.Version):
 		return fmt.Errorf("--template-version %q: the template name %s-%s must be lowercase letters, digits and hyphens", c.Version, c.Name, c.Version)
@@ -137,6 +169,55 @@ func (c *Config) Check() error {
 	return nil
 }
 
+// CheckCreate reports what create needs beyond Check: the rollout
+// settings, against the group's zones and size.
+func (c *Config) CheckCreate() error {
+	if err := checkInitialDelay(c.InitialDelaySec); err != nil {
+		return err
+	}
+	if c.APIPort == c.HealthPort {
+		return fmt.Errorf("--api-port and --health-port are both %d: they must differ", c.APIPort)
+	}
+	return checkRollout(c.MaxSurge, c.MaxUnavailable, len(c.Zones), c.Size)
+}
+
+func checkInitialDelay(sec int32) error {
+	// The autohealing policy's documented range.
+	if sec < 0 || sec > 3600 {
+		return fmt.Errorf("--initial-delay %ds: must be from 0s to 1h (Compute Engine allows 0 to 3600 seconds); size it to boot plus install plus the server's start", sec)
+	}
+	return nil
+}
+
+// checkRollout applies Compute Engine's rules for a regional group's update
+// policy: a fixed surge or unavailable count is 0 or at least the number of
+// zones, a percentage needs at least 10 instances, and one of the two must
+// be above 0. zones is 0 when Compute Engine picks them.
+func checkRollout(surge *deploy.Amount, unavailable deploy.Amount, zones int, size int32) error {
+	check := func(flag string, a deploy.Amount) error {
+		switch {
+		case a.Percent && size < 10:
+			return fmt.Errorf("%s %s: Compute Engine takes a percentage only for groups of 10 or more instances (this one has %d); give a number of instances", flag, a, size)
+		case a.Percent || a.Value == 0:
+			return nil
+		case zones == 0:
+			return fmt.Errorf("%s %s needs --zone: a regional group's fixed %s must be 0 or at least its number of zones, and without --zone Compute Engine picks the zones", flag, a, strings.TrimPrefix(flag, "--"))
+		case int(a.Value) < zones:
+			return fmt.Errorf("%s %s: a regional group's fixed %s must be 0 or at least its number of zones (%d)", flag, a, strings.TrimPrefix(flag, "--"), zones)
+		}
+		return nil
+	}
+	if surge != nil {
+		if err := check("--max-surge", *surge); err != nil {
+			return err
+		}
+		if surge.Value == 0 && unavailable.Value == 0 {
+			return errors.New("--max-surge 0 and --max-unavailable 0: no instance could be replaced; allow a surge (the default) or some unavailable instances")
+		}
+	}
+	return check("--max-unavailable", unavailable)
+}
+
 func validName(s string) bool {
 	if s == "" || len(s) > 63 || s[0] < 'a' || s[0] > 'z' || s[len(s)-1] == '-' {
 		return false
@@ -149,13 +230,30 @@ func validName(s string) bool {
 	return true
 }
 
-func (c *Config) templateName() string    { return c.Name + "-" + c.Version }
-func (c *Config) healthCheckName() string { return c.Name + "-readyz" }
+func (c *Config) templateName() string      { return c.Name + "-" + c.Version }
+func (c *Config) autohealCheckName() string { return c.Name + "-healthz" }
+func (c *Config) readyCheckName() string    { return c.Name + "-readyz" }
+func (c *Config) firewallName() string      { return c.Name + "-allow-health-check" }
+
+// networkTag is the tag every instance carries and the firewall rule
+// targets: the group's name, as the Terraform module does.
+func (c *Config) networkTag() string { return c.Name }
+
 func (c *Config) templateURL(name string) string {
 	return "projects/" + c.Project + "/global/instanceTemplates/" + name
 }
-func (c *Config) healthCheckURL() string {
-	return "projects/" + c.Project + "/global/healthChecks/" + c.healthCheckName()
+func (c *Config) healthCheckURL(name string) string {
+	return "projects/" + c.Project + "/global/healthChecks/" + name
+}
+
+// firewallProject is the project that owns the network: the host project
+// of a Shared VPC named by its path, else the group's project.
+func (c *Config) firewallProject() string {
+	parts := strings.Split(strings.TrimPrefix(networkURL(c.Project, c.Network), "https://www.googleapis.com/compute/v1/"), "/")
+	if len(parts) > 1 && parts[0] == "projects" {
+		return parts[1]
+	}
+	return c.Project
 }
 
 // Paths of the REST API, as the client sends them.
@@ -165,21 +263,78 @@ func (c *Config) globalPath(kind string) string {
 func (c *Config) migPath() string {
 	return "/compute/v1/projects/" + c.Project + "/regions/" + c.Region + "/instanceGroupManagers"
 }
+func (c *Config) firewallPath() string {
+	return "/compute/v1/projects/" + c.firewallProject() + "/global/firewalls"
+}
 
-func (c *Config) healthCheck() *computepb.HealthCheck {
+func (c *Config) healthCheck(name, path, purpose string) *computepb.HealthCheck {
 	return &computepb.HealthCheck{
-		Name:        proto.String(c.healthCheckName()),
-		Description: proto.String("Luna readiness (/readyz) for group " + c.Name),
+		Name:        proto.String(name),
+		Description: proto.String("Luna " + purpose + " (" + path + ") for group " + c.Name),
 		Type:        proto.String("HTTP"),
 		HttpHealthCheck: &computepb.HTTPHealthCheck{
 			Port:        proto.Int32(int32(c.HealthPort)),
-			RequestPath: proto.String("/readyz"),
+			RequestPath: proto.String(path),
 		},
 		CheckIntervalSec:   proto.Int32(10),
 		TimeoutSec:         proto.Int32(5),
 		HealthyThreshold:   proto.Int32(2),
 		UnhealthyThreshold: proto.Int32(3),
 	}
+}
+
+// autohealCheck is what the group autoheals on: /healthz, the process is
+// alive. A node still loading its tables is not recreated for it, however
+// long the preload takes.
+func (c *Config) autohealCheck() *computepb.HealthCheck {
+	return c.healthCheck(c.autohealCheckName(), "/healthz", "liveness")
+}
+
+// readyCheck is for the operator's load balancer backend: /readyz, the
+// node serves queries (503 until the startup SQL has run, and while it
+// drains).
+func (c *Config) readyCheck() *computepb.HealthCheck {
+	return c.healthCheck(c.readyCheckName(), "/readyz", "readiness")
+}
+
+// firewall admits Google's health checkers to the health port of the
+// group's instances; without it, on a network with no such rule (the
+// default network has none), every instance stays UNHEALTHY and is
+// recreated after each initial delay.
+func (c *Config) firewall() *computepb.Firewall {
+	return &computepb.Firewall{
+		Name:         proto.String(c.firewallName()),
+		Description:  proto.String(c.firewallDescription()),
+		Network:      proto.String(networkURL(c.Project, c.Network)),
+		Direction:    proto.String("INGRESS"),
+		Priority:     proto.Int32(1000),
+		SourceRanges: append([]string(nil), HealthCheckRanges...),
+		TargetTags:   []string{c.networkTag()},
+		Allowed: []*computepb.Allowed{{
+			IPProtocol: proto.String("tcp"),
+			Ports:      []string{fmt.Sprint(c.HealthPort)},
+		}},
+	}
+}
+
+func (c *Config) firewallDescription() string {
+	return "Google health checks to the Luna health port, made by luna-deploy for group " + c.Name
+}
+
+// FirewallNeeded says which rule must exist when create skips making it.
+func (c *Config) FirewallNeeded() string {
+	return fmt.Sprintf("an ingress rule on network %s allowing tcp:%d from %s to instances tagged %s",
+		c.Network, c.HealthPort, strings.Join(HealthCheckRanges, ","), c.networkTag())
+}
+
+func (c *Config) tags() []string {
+	out := []string{c.networkTag()}
+	for _, t := range c.Tags {
+		if t != c.networkTag() {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func (c *Config) template(redact bool) *computepb.InstanceTemplate {
@@ -206,7 +361,7 @@ func (c *Config) template(redact bool) *computepb.InstanceTemplate {
 		nic.Subnetwork = proto.String(subnetURL(c.Project, c.Region, c.Subnet))
 	}
 	if c.ExternalIP {
-		nic.AccessConfigs = []*computepb.AccessConfig{{Name: proto.String("External NAT"), Type: proto.String("ONE_TO_ONE_NAT")}}
+		nic.AccessConfigs = []*computepb.AccessConfig{externalNAT()}
 	}
 	props := &computepb.InstanceProperties{
 		MachineType: proto.String(c.MachineType),
@@ -223,29 +378,40 @@ func (c *Config) template(redact bool) *computepb.InstanceTemplate {
 		ServiceAccounts:   []*computepb.ServiceAccount{{Email: proto.String(c.ServiceAccount), Scopes: c.Scopes}},
 		Labels:            map[string]string{GroupLabel: c.Name},
 		Metadata:          &computepb.Metadata{Items: items},
-	}
-	if len(c.Tags) > 0 {
-		props.Tags = &computepb.Tags{Items: c.Tags}
+		Tags:              &computepb.Tags{Items: c.tags()},
 	}
 	return &computepb.InstanceTemplate{
 		Name:        proto.String(c.templateName()),
-		Description: proto.String("Luna group " + c.Name + ", version " + c.Version),
+		Description: proto.String(c.templateDescription()),
 		Properties:  props,
 	}
 }
 
-func (c *Config) updatePolicy() *computepb.InstanceGroupManagerUpdatePolicy {
-	// A regional group surges by at least one instance per zone.
-	surge := int32(len(c.Zones))
-	if surge < 3 {
-		surge = 3
+func (c *Config) templateDescription() string {
+	return "Luna group " + c.Name + ", version " + c.Version
+}
+
+func externalNAT() *computepb.AccessConfig {
+	return &computepb.AccessConfig{Name: proto.String("External NAT"), Type: proto.String("ONE_TO_ONE_NAT")}
+}
+
+func fixedOrPercent(a deploy.Amount) *computepb.FixedOrPercent {
+	if a.Percent {
+		return &computepb.FixedOrPercent{Percent: proto.Int32(a.Value)}
 	}
-	return &computepb.InstanceGroupManagerUpdatePolicy{
+	return &computepb.FixedOrPercent{Fixed: proto.Int32(a.Value)}
+}
+
+func (c *Config) updatePolicy() *computepb.InstanceGroupManagerUpdatePolicy {
+	p := &computepb.InstanceGroupManagerUpdatePolicy{
 		Type:           proto.String("PROACTIVE"),
 		MinimalAction:  proto.String("REPLACE"),
-		MaxSurge:       &computepb.FixedOrPercent{Fixed: proto.Int32(surge)},
-		MaxUnavailable: &computepb.FixedOrPercent{Fixed: proto.Int32(0)},
+		MaxUnavailable: fixedOrPercent(c.MaxUnavailable),
 	}
+	if c.MaxSurge != nil {
+		p.MaxSurge = fixedOrPercent(*c.MaxSurge)
+	}
+	return p
 }
 
 func (c *Config) mig() *computepb.InstanceGroupManager {
@@ -257,9 +423,8 @@ func (c *Config) mig() *computepb.InstanceGroupManager {
 		TargetSize:       proto.Int32(c.Size),
 		NamedPorts:       []*computepb.NamedPort{{Name: proto.String("luna"), Port: proto.Int32(int32(c.APIPort))}},
 		AutoHealingPolicies: []*computepb.InstanceGroupManagerAutoHealingPolicy{{
-			HealthCheck: proto.String(c.healthCheckURL()),
-			// Room for boot, the startup script and the startup SQL.
-			InitialDelaySec: proto.Int32(300),
+			HealthCheck:     proto.String(c.healthCheckURL(c.autohealCheckName())),
+			InitialDelaySec: proto.Int32(c.InitialDelaySec),
 		}},
 		UpdatePolicy: c.updatePolicy(),
 	}
@@ -271,16 +436,6 @@ func (c *Config) mig() *computepb.InstanceGroupManager {
 		m.DistributionPolicy = dp
 	}
 	return m
-}
-
-func (c *Config) migPatch() *computepb.InstanceGroupManager {
-	return &computepb.InstanceGroupManager{
-		Versions: []*computepb.InstanceGroupManagerVersion{{
-			Name:             proto.String(c.Version),
-			InstanceTemplate: proto.String(c.templateURL(c.templateName())),
-		}},
-		UpdatePolicy: c.updatePolicy(),
-	}
 }
 
 func networkURL(project, n string) string {
@@ -312,26 +467,28 @@ func body(m proto.Message) any {
 
 // PlanCreate is what create sends.
 func (c *Config) PlanCreate() []deploy.Request {
-	return []deploy.Request{
-		{API: "compute.healthChecks.insert", Method: http.MethodPost, Path: c.globalPath("healthChecks"), Body: body(c.healthCheck())},
-		{API: "compute.instanceTemplates.insert", Method: http.MethodPost, Path: c.globalPath("instanceTemplates"), Body: body(c.template(true))},
-		{API: "compute.regionInstanceGroupManagers.insert", Method: http.MethodPost, Path: c.migPath(), Body: body(c.mig())},
+	reqs := []deploy.Request{
+		{API: "compute.healthChecks.insert", Method: http.MethodPost, Path: c.globalPath("healthChecks"), Body: body(c.autohealCheck())},
+		{API: "compute.healthChecks.insert", Method: http.MethodPost, Path: c.globalPath("healthChecks"), Body: body(c.readyCheck())},
 	}
-}
-
-// PlanUpdate is what update sends.
-func (c *Config) PlanUpdate() []deploy.Request {
-	return []deploy.Request{
-		{API: "compute.instanceTemplates.insert", Method: http.MethodPost, Path: c.globalPath("instanceTemplates"), Body: body(c.template(true))},
-		{API: "compute.regionInstanceGroupManagers.patch", Method: http.MethodPatch, Path: c.migPath() + "/" + c.Name, Body: body(c.migPatch())},
+	if !c.NoFirewall {
+		reqs = append(reqs, deploy.Request{API: "compute.firewalls.insert", Method: http.MethodPost, Path: c.firewallPath(), Body: body(c.firewall()),
+			Note: "if the rule exists already, compute.firewalls.get checks that it admits the health checkers"})
 	}
+	return append(reqs,
+		deploy.Request{API: "compute.instanceTemplates.insert", Method: http.MethodPost, Path: c.globalPath("instanceTemplates"), Body: body(c.template(true))},
+		deploy.Request{API: "compute.regionInstanceGroupManagers.insert", Method: http.MethodPost, Path: c.migPath(), Body: body(c.mig())},
+	)
 }
 
 // PlanDelete is what delete sends.
 func (c *Config) PlanDelete() []deploy.Request {
 	return []deploy.Request{
 		{API: "compute.regionInstanceGroupManagers.delete", Method: http.MethodDelete, Path: c.migPath() + "/" + c.Name},
-		{API: "compute.healthChecks.delete", Method: http.MethodDelete, Path: c.globalPath("healthChecks") + "/" + c.healthCheckName()},
+		{API: "compute.healthChecks.delete", Method: http.MethodDelete, Path: c.globalPath("healthChecks") + "/" + c.autohealCheckName()},
+		{API: "compute.healthChecks.delete", Method: http.MethodDelete, Path: c.globalPath("healthChecks") + "/" + c.readyCheckName()},
+		{API: "compute.firewalls.get", Method: http.MethodGet, Path: c.firewallPath() + "/" + c.firewallName(),
+			Note: "then compute.firewalls.delete if luna-deploy made the rule for this group"},
 		{API: "compute.instanceTemplates.list", Method: http.MethodGet, Path: c.globalPath("instanceTemplates") + "?" + url.Values{"filter": {c.templateFilter()}}.Encode(),
 			Note: "then compute.instanceTemplates.delete for each listed template labelled " + GroupLabel + "=" + c.Name},
 	}
@@ -345,6 +502,7 @@ type Client struct {
 	templates *compute.InstanceTemplatesClient
 	migs      *compute.RegionInstanceGroupManagersClient
 	checks    *compute.HealthChecksClient
+	firewalls *compute.FirewallsClient
 	instances *compute.InstancesClient
 
 	Progress *deploy.Progress
@@ -369,6 +527,9 @@ func New(ctx context.Context, cfg Config, opts ...option.ClientOption) (*Client,
 	if c.checks, err = compute.NewHealthChecksRESTClient(ctx, opts...); err != nil {
 		return nil, fmt.Errorf("connecting to Compute Engine: %w", err)
 	}
+	if c.firewalls, err = compute.NewFirewallsRESTClient(ctx, opts...); err != nil {
+		return nil, fmt.Errorf("connecting to Compute Engine: %w", err)
+	}
 	if c.instances, err = compute.NewInstancesRESTClient(ctx, opts...); err != nil {
 		return nil, fmt.Errorf("connecting to Compute Engine: %w", err)
 	}
@@ -377,7 +538,7 @@ func New(ctx context.Context, cfg Config, opts ...option.ClientOption) (*Client,
 
 // Close releases the clients.
 func (c *Client) Close() error {
-	return errors.Join(c.templates.Close(), c.migs.Close(), c.checks.Close(), c.instances.Close())
+	return errors.Join(c.templates.Close(), c.migs.Close(), c.checks.Close(), c.firewalls.Close(), c.instances.Close())
 }
 
 // wait polls op until it is DONE, reporting progress, and returns its error.
@@ -409,51 +570,139 @@ func (c *Client) wait(ctx context.Context, op *compute.Operation, what string, e
 	return nil
 }
 
-// Create makes the health check, the template and the group, and returns
-// a description of what it made.
+func isStatus(err error, code int) bool {
+	var gerr *googleapi.Error
+	return errors.As(err, &gerr) && gerr.Code == code
+}
+
+// Create makes the health checks, the firewall rule, the template and the
+// group, and returns a description of what it made.
 func (c *Client) Create(ctx context.Context) (string, error) {
 	cfg := &c.cfg
 	p := cfg.Project
-	what := "creating health check " + cfg.healthCheckName()
-	op, err := c.checks.Insert(ctx, &computepb.InsertHealthCheckRequest{Project: p, HealthCheckResource: cfg.healthCheck()})
+	var out strings.Builder
+	for _, hc := range []*computepb.HealthCheck{cfg.autohealCheck(), cfg.readyCheck()} {
+		what := "creating health check " + hc.GetName()
+		op, err := c.checks.Insert(ctx, &computepb.InsertHealthCheckRequest{Project: p, HealthCheckResource: hc})
+		if err := c.wait(ctx, op, what, err); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&out, "created health check %s (HTTP %s on port %d)\n", hc.GetName(), hc.GetHttpHealthCheck().GetRequestPath(), cfg.HealthPort)
+	}
+	if cfg.NoFirewall {
+		fmt.Fprintf(&out, "made no firewall rule (--no-health-check-firewall): the health checks need %s\n", cfg.FirewallNeeded())
+	} else {
+		line, err := c.ensureFirewall(ctx)
+		if err != nil {
+			return "", err
+		}
+		out.WriteString(line)
+	}
+	what := "creating instance template " + cfg.templateName()
+	op, err := c.templates.Insert(ctx, &computepb.InsertInstanceTemplateRequest{Project: p, InstanceTemplateResource: cfg.template(false)})
 	if err := c.wait(ctx, op, what, err); err != nil {
 		return "", err
 	}
-	what = "creating instance template " + cfg.templateName()
-	op, err = c.templates.Insert(ctx, &computepb.InsertInstanceTemplateRequest{Project: p, InstanceTemplateResource: cfg.template(false)})
-	if err := c.wait(ctx, op, what, err); err != nil {
-		return "", err
-	}
+	fmt.Fprintf(&out, "created instance template %s (%s, %s)\n", cfg.templateName(), cfg.MachineType, cfg.Image)
 	what = "creating managed instance group " + cfg.Name
 	op, err = c.migs.Insert(ctx, &computepb.InsertRegionInstanceGroupManagerRequest{Project: p, Region: cfg.Region, InstanceGroupManagerResource: cfg.mig()})
 	if err := c.wait(ctx, op, what, err); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("created health check %s (HTTP /readyz on port %d)\ncreated instance template %s (%s, %s)\ncreated managed instance group %s in %s: %d instances, named port luna:%d, autohealing on %s\n",
-		cfg.healthCheckName(), cfg.HealthPort, cfg.templateName(), cfg.MachineType, cfg.Image,
-		cfg.Name, cfg.Region, cfg.Size, cfg.APIPort, cfg.healthCheckName()), nil
+	fmt.Fprintf(&out, "created managed instance group %s in %s: %d instances, named port luna:%d, autohealing on %s (/healthz) after %ds\n",
+		cfg.Name, cfg.Region, cfg.Size, cfg.APIPort, cfg.autohealCheckName(), cfg.InitialDelaySec)
+	fmt.Fprintf(&out, "for a load balancer in front: backend health check %s (/readyz), named port luna\n", cfg.readyCheckName())
+	return out.String(), nil
 }
 
-// Update makes a new template and rolls the group over to it, waiting
-// until every instance runs it.
-func (c *Client) Update(ctx context.Context) (string, error) {
+// ensureFirewall makes the health-check rule, or accepts an existing rule
+// of that name if it admits the health checkers to the health port.
+func (c *Client) ensureFirewall(ctx context.Context) (string, error) {
 	cfg := &c.cfg
-	what := "creating instance template " + cfg.templateName()
-	op, err := c.templates.Insert(ctx, &computepb.InsertInstanceTemplateRequest{Project: cfg.Project, InstanceTemplateResource: cfg.template(false)})
-	if err := c.wait(ctx, op, what, err); err != nil {
-		return "", err
+	fw := cfg.firewall()
+	what := "creating firewall rule " + fw.GetName()
+	op, err := c.firewalls.Insert(ctx, &computepb.InsertFirewallRequest{Project: cfg.firewallProject(), FirewallResource: fw})
+	if !isStatus(err, http.StatusConflict) {
+		if err := c.wait(ctx, op, what, err); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("created firewall rule %s (tcp:%d from %s to tag %s)\n", fw.GetName(), cfg.HealthPort, strings.Join(HealthCheckRanges, ","), cfg.networkTag()), nil
 	}
-	what = "starting the rolling update of group " + cfg.Name
-	op, err = c.migs.Patch(ctx, &computepb.PatchRegionInstanceGroupManagerRequest{
-		Project: cfg.Project, Region: cfg.Region, InstanceGroupManager: cfg.Name, InstanceGroupManagerResource: cfg.migPatch(),
-	})
-	if err := c.wait(ctx, op, what, err); err != nil {
-		return "", err
+	got, err := c.firewalls.Get(ctx, &computepb.GetFirewallRequest{Project: cfg.firewallProject(), Firewall: fw.GetName()})
+	if err != nil {
+		return "", deploy.CloudError("reading firewall rule "+fw.GetName(), err)
 	}
-	if err := c.waitStable(ctx); err != nil {
-		return "", err
+	if why := cfg.admitsHealthChecks(got); why != "" {
+		return "", &deploy.OpError{Op: what, Err: errors.New("a rule of that name exists and " + why),
+			Hint: "fix or delete the rule, or pass --no-health-check-firewall and make sure " + cfg.FirewallNeeded() + " exists"}
 	}
-	return fmt.Sprintf("created instance template %s\nrolled group %s over to version %s\n", cfg.templateName(), cfg.Name, cfg.Version), nil
+	c.Progress.Printf("skipped: %s (it exists and admits the health checks)", what)
+	return fmt.Sprintf("kept firewall rule %s (exists; admits tcp:%d from the health-check ranges)\n", fw.GetName(), cfg.HealthPort), nil
+}
+
+// admitsHealthChecks says why rule fails to let the health checkers reach
+// the group's health port, or "" if it does.
+func (c *Config) admitsHealthChecks(rule *computepb.Firewall) string {
+	if rule.GetDisabled() {
+		return "is disabled"
+	}
+	if d := rule.GetDirection(); d != "" && d != "INGRESS" {
+		return "is not an ingress rule"
+	}
+	if path.Base(rule.GetNetwork()) != path.Base(networkURL(c.Project, c.Network)) {
+		return "is on network " + path.Base(rule.GetNetwork()) + ", not " + path.Base(c.Network)
+	}
+	for _, r := range HealthCheckRanges {
+		if !contains(rule.GetSourceRanges(), r) {
+			return "does not admit " + r
+		}
+	}
+	if tt := rule.GetTargetTags(); len(tt) > 0 && !contains(tt, c.networkTag()) {
+		return "does not target the instances' tag " + c.networkTag()
+	}
+	if len(rule.GetTargetServiceAccounts()) > 0 {
+		return "targets service accounts, not the instances' tag " + c.networkTag()
+	}
+	for _, a := range rule.GetAllowed() {
+		if p := a.GetIPProtocol(); p != "tcp" && p != "all" && p != "6" {
+			continue
+		}
+		if len(a.GetPorts()) == 0 {
+			return ""
+		}
+		for _, p := range a.GetPorts() {
+			if portIn(p, c.HealthPort) {
+				return ""
+			}
+		}
+	}
+	return fmt.Sprintf("does not allow tcp:%d", c.HealthPort)
+}
+
+// portIn reports whether a firewall port spec ("7689" or "7000-8000")
+// covers port.
+func portIn(spec string, port int) bool {
+	lo, hi, isRange := strings.Cut(spec, "-")
+	var a, b int
+	if _, err := fmt.Sscan(lo, &a); err != nil {
+		return false
+	}
+	b = a
+	if isRange {
+		if _, err := fmt.Sscan(hi, &b); err != nil {
+			return false
+		}
+	}
+	return a <= port && port <= b
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // waitStable polls the group until it is stable on its target version.
@@ -520,9 +769,8 @@ func (c *Client) Instances(ctx context.Context) ([]deploy.Instance, error) {
 		// An instance being created has no VM to read yet.
 		if mi.GetInstanceStatus() != "" && zone != "" {
 			vm, err := c.instances.Get(ctx, &computepb.GetInstanceRequest{Project: cfg.Project, Zone: zone, Instance: name})
-			var gerr *googleapi.Error
 			switch {
-			case errors.As(err, &gerr) && gerr.Code == http.StatusNotFound:
+			case isStatus(err, http.StatusNotFound):
 				// Deleted since the listing.
 			case err != nil:
 				return nil, deploy.CloudError("reading instance "+name, err)
@@ -561,8 +809,8 @@ func zoneAndName(url string) (zone, name string) {
 	return zone, name
 }
 
-// Delete removes the group, its health check and its templates. Resources
-// already gone are skipped.
+// Delete removes the group, its health checks, the firewall rule create
+// made and the group's templates. Resources already gone are skipped.
 func (c *Client) Delete(ctx context.Context) (string, error) {
 	cfg := &c.cfg
 	var done []string
@@ -573,12 +821,21 @@ func (c *Client) Delete(ctx context.Context) (string, error) {
 	} else if ok {
 		done = append(done, "deleted managed instance group "+cfg.Name)
 	}
-	what = "deleting health check " + cfg.healthCheckName()
-	op, err = c.checks.Delete(ctx, &computepb.DeleteHealthCheckRequest{Project: cfg.Project, HealthCheck: cfg.healthCheckName()})
-	if ok, err := c.waitDeleted(ctx, op, what, err); err != nil {
+	for _, name := range []string{cfg.autohealCheckName(), cfg.readyCheckName()} {
+		what = "deleting health check " + name
+		op, err = c.checks.Delete(ctx, &computepb.DeleteHealthCheckRequest{Project: cfg.Project, HealthCheck: name})
+		if ok, err := c.waitDeleted(ctx, op, what, err); err != nil {
+			return "", err
+		} else if ok {
+			done = append(done, "deleted health check "+name)
+		}
+	}
+	line, err := c.deleteFirewall(ctx)
+	if err != nil {
 		return "", err
-	} else if ok {
-		done = append(done, "deleted health check "+cfg.healthCheckName())
+	}
+	if line != "" {
+		done = append(done, line)
 	}
 	it := c.templates.List(ctx, &computepb.ListInstanceTemplatesRequest{Project: cfg.Project, Filter: proto.String(cfg.templateFilter())})
 	for {
@@ -606,11 +863,34 @@ func (c *Client) Delete(ctx context.Context) (string, error) {
 	return strings.Join(done, "\n") + "\n", nil
 }
 
+// deleteFirewall removes the health-check rule if create made it for this
+// group; a rule someone else made under that name is left alone.
+func (c *Client) deleteFirewall(ctx context.Context) (string, error) {
+	cfg := &c.cfg
+	name := cfg.firewallName()
+	rule, err := c.firewalls.Get(ctx, &computepb.GetFirewallRequest{Project: cfg.firewallProject(), Firewall: name})
+	switch {
+	case isStatus(err, http.StatusNotFound):
+		c.Progress.Printf("skipped: deleting firewall rule %s (not found)", name)
+		return "", nil
+	case err != nil:
+		return "", deploy.CloudError("reading firewall rule "+name, err)
+	case rule.GetDescription() != cfg.firewallDescription():
+		c.Progress.Printf("skipped: deleting firewall rule %s (not made by luna-deploy for group %s)", name, cfg.Name)
+		return "", nil
+	}
+	what := "deleting firewall rule " + name
+	op, err := c.firewalls.Delete(ctx, &computepb.DeleteFirewallRequest{Project: cfg.firewallProject(), Firewall: name})
+	if ok, err := c.waitDeleted(ctx, op, what, err); err != nil || !ok {
+		return "", err
+	}
+	return "deleted firewall rule " + name, nil
+}
+
 // waitDeleted waits for a delete; a resource that does not exist is not an
 // error, and ok is false then.
 func (c *Client) waitDeleted(ctx context.Context, op *compute.Operation, what string, err error) (ok bool, _ error) {
-	var gerr *googleapi.Error
-	if err != nil && errors.As(err, &gerr) && gerr.Code == http.StatusNotFound {
+	if isStatus(err, http.StatusNotFound) {
 		c.Progress.Printf("skipped: %s (not found)", what)
 		return false, nil
 	}

@@ -207,11 +207,22 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	case <-ctx.Done():
 	}
 
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	notify.Stopping("draining connections")
 	if hs != nil {
 		hs.SetNotReady("draining")
 	}
+	if runErr == nil && cfg.DrainDelay > 0 {
+		// Unready but serving: the load balancer's health checks see the
+		// 503 and stop routing here while new connections still succeed.
+		log.Info("unready", "drain_delay", cfg.DrainDelay)
+		notify.Stopping("unready; serving until the load balancer notices")
+		select {
+		case <-time.After(cfg.DrainDelay):
+		case err := <-served:
+			runErr = fmt.Errorf("server stopped: %w", err)
+		}
+	}
+	log.Info("draining", "timeout", cfg.ShutdownTimeout)
+	notify.Stopping("draining connections")
 	probe.draining.Store(true)
 	stopWatching()
 	watching.Wait()

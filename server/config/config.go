@@ -32,6 +32,7 @@ type Config struct {
 	MaxConnections  int
 	QueryTimeout    time.Duration
 	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration
 	BatchRows       int
 	LogLevel        string
 	LogFormat       string
@@ -126,6 +127,7 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "close a connection whose client takes longer than this to accept each 1 MiB of a response (0: no limit)")
 	fs.IntVar(&c.MaxUnauthenticated, "max-unauthenticated-connections", c.MaxUnauthenticated, "most connections still to complete AUTH; when full the oldest is dropped for a new one (0: half of --max-connections, at most 64)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long running requests may finish after SIGTERM before they are interrupted")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "after SIGTERM, answer /readyz with 503 but keep serving this long before draining, so a load balancer stops sending new connections first: its health-check interval × unhealthy threshold, plus one interval (0: drain at once)")
 	fs.IntVar(&c.BatchRows, "batch-rows", c.BatchRows, "smallest Arrow record batch in query results: DuckDB chunks smaller than this (after filters, say) are joined; full 2,048-row chunks go out as they are")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
@@ -238,6 +240,9 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown-timeout", "must not be negative, got %v", c.ShutdownTimeout)
+	}
+	if c.DrainDelay < 0 || c.DrainDelay > 10*time.Minute {
+		bad("drain-delay", "must be between 0 and 10m, got %v", c.DrainDelay)
 	}
 	if c.BatchRows < 1 || c.BatchRows > 1<<24 {
 		bad("batch-rows", "must be between 1 and %d, got %d", 1<<24, c.BatchRows)

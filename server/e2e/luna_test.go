@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -143,10 +144,58 @@ func TestSIGTERMLetsRunningQueryFinish(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", p.addr, time.Second); err == nil {
 		t.Fatal("still accepting after shutdown")
 	}
-	for _, want := range []string{`"msg":"shutting down"`, `"msg":"stopped"`} {
+	for _, want := range []string{`"msg":"draining"`, `"msg":"stopped"`} {
 		if !p.logs.Await(want) {
 			t.Errorf("logs lack %s", want)
 		}
+	}
+}
+
+// With --drain-delay, SIGTERM first turns /readyz to 503 while the server
+// goes on serving new connections, so a load balancer's health check
+// takes the node out before it stops accepting.
+func TestSIGTERMDrainDelay(t *testing.T) {
+	haddr := freePort(t)
+	p := startLuna(t, true, nil, "--drain-delay", "3s", "--health-host-port", haddr)
+	status := func(path string) int {
+		resp, err := http.Get("http://" + haddr + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status("/readyz"); got != http.StatusOK {
+		t.Fatalf("/readyz before SIGTERM: %d", got)
+	}
+	p.signal(syscall.SIGTERM)
+	if !p.logs.Await(`"msg":"unready"`) {
+		t.Fatal("no unready log after SIGTERM")
+	}
+	start := time.Now()
+	if got := status("/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz during the drain delay: %d, want 503", got)
+	}
+	if got := status("/healthz"); got != http.StatusOK {
+		t.Errorf("/healthz during the drain delay: %d, want 200 (the node is not broken)", got)
+	}
+	// New connections are still served.
+	if got := scalar(t, p.dial(t, client.Options{}), "SELECT 40 + 2"); got != "42" {
+		t.Fatalf("query on a new connection during the drain delay: %s", got)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatal("the checks took too long to prove anything about the delay")
+	}
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Errorf("stopped %v after unready, before the 3s drain delay", d)
+	}
+	logs := p.logs.String()
+	u, d, s := strings.Index(logs, `"msg":"unready"`), strings.Index(logs, `"msg":"draining"`), strings.Index(logs, `"msg":"stopped"`)
+	if u < 0 || d < u || s < d {
+		t.Errorf("want unready, draining, stopped in that order; offsets %d, %d, %d", u, d, s)
 	}
 }
 

@@ -6,18 +6,25 @@
 //
 // Types follow DuckDB's reader: each column's type comes from its cell in
 // the first data row (numbers are DOUBLE unless their number format makes
-// them a DATE, TIME or TIMESTAMP; TRUE/FALSE and boolean cells are
-// BOOLEAN; text is VARCHAR; empty cells are DOUBLE, or VARCHAR with
-// empty_as_varchar), and every later cell is cast to that type.
+// them a DATE, TIME or TIMESTAMP; date cells of ISO 8601 text are a DATE,
+// TIME or TIMESTAMP by their format; TRUE/FALSE and boolean cells are
+// BOOLEAN; text of any kind is VARCHAR; empty cells are DOUBLE, or VARCHAR
+// with empty_as_varchar), and every later cell is cast to that type.
+//
+// Reading does not go through excelize: the sheet's XML streams through a
+// small tokenizer (xmlscan.go) with the shared strings and styles read
+// once, so a sheet converts at about the speed of inflating it, in memory
+// that does not grow with the sheet.
 package excel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +61,13 @@ type Options struct {
 	EmptyAsVarchar bool
 }
 
-// Key is a stable text form of the options, for caching conversions.
+// readerVersion changes when a conversion's result may differ for the
+// same workbook and options, so conversions cached by an older server
+// are not reused.
+const readerVersion = 2
+
+// Key is a stable text form of the options and the reader's version, for
+// caching conversions.
 func (o Options) Key() string {
 	b := func(p *bool) string {
 		if p == nil {
@@ -62,8 +75,8 @@ func (o Options) Key() string {
 		}
 		return strconv.FormatBool(*p)
 	}
-	return fmt.Sprintf("sheet=%q header=%s all_varchar=%t ignore_errors=%t range=%q stop_at_empty=%s empty_as_varchar=%t",
-		o.Sheet, b(o.Header), o.AllVarchar, o.IgnoreErrors, o.Range, b(o.StopAtEmpty), o.EmptyAsVarchar)
+	return fmt.Sprintf("reader=%d sheet=%q header=%s all_varchar=%t ignore_errors=%t range=%q stop_at_empty=%s empty_as_varchar=%t",
+		readerVersion, o.Sheet, b(o.Header), o.AllVarchar, o.IgnoreErrors, o.Range, b(o.StopAtEmpty), o.EmptyAsVarchar)
 }
 
 // colType is a column's DuckDB type.
@@ -158,39 +171,73 @@ func errorf(format string, a ...any) error { return &Error{msg: fmt.Sprintf(form
 // Convert reads one sheet of the workbook at src and writes it to dst as
 // Parquet. name is how the file is named in errors (the path the user
 // wrote).
+//
+// The sheet streams: its XML is read once, row by row, and the Parquet
+// file is written a row group at a time, so memory holds one batch of
+// rows, the shared strings and the styles, whatever the sheet's size.
 func Convert(ctx context.Context, src, dst, name string, o Options) (err error) {
 	if err := checkZip(src, name); err != nil {
 		return err
 	}
-	f, err := excelize.OpenFile(src, openOptions(filepath.Dir(dst)))
+	wb, err := openWorkbook(ctx, src)
 	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		return errorf("read_xlsx: cannot open \"%s\" as an xlsx workbook: %v", name, err)
 	}
-	defer f.Close()
-	sheets := f.GetSheetList()
-	if len(sheets) == 0 {
+	defer wb.Close()
+	if len(wb.sheets) == 0 {
 		return errorf("read_xlsx: no sheets found in \"%s\" (is the file corrupt?)", name)
 	}
-	sheet := o.Sheet
-	if sheet == "" {
-		sheet = sheets[0]
-	} else if idx, _ := f.GetSheetIndex(sheet); idx < 0 {
-		return errorf("read_xlsx: sheet \"%s\" not found in \"%s\" (sheets: %s)", sheet, name, strings.Join(sheets, ", "))
+	ref := wb.sheets[0]
+	if o.Sheet != "" {
+		found := false
+		for _, s := range wb.sheets {
+			if strings.EqualFold(s.name, o.Sheet) {
+				ref, found = s, true
+				break
+			}
+		}
+		if !found {
+			names := make([]string, len(wb.sheets))
+			for i, s := range wb.sheets {
+				names[i] = s.name
+			}
+			return errorf("read_xlsx: sheet \"%s\" not found in \"%s\" (sheets: %s)", o.Sheet, name, strings.Join(names, ", "))
+		}
 	}
-	cells, err := newSheetScanner(src, sheet)
-	if err != nil {
-		return errorf("read_xlsx: sheet \"%s\" of \"%s\": %v", sheet, name, err)
+	r := &reader{wb: wb, sheet: ref.name, name: name, o: o, ctx: ctx}
+	if ref.part == "" {
+		return r.fail(errors.New("the workbook names no worksheet part for it"))
 	}
-	r := &reader{f: f, sheet: sheet, name: name, o: o, cells: cells}
-	if err := r.sniff(ctx); err != nil {
+	if err := wb.readParts(ctx); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return errorf("read_xlsx: cannot open \"%s\" as an xlsx workbook: %v", name, err)
+	}
+	if wb.date1904 {
+		r.dayShift = date1904Days
+	}
+	if r.rows, err = wb.openSheet(ctx, ref.part); err != nil {
+		return r.fail(err)
+	}
+	defer r.rows.Close()
+	if err := r.sniff(); err != nil {
 		return err
 	}
-	return r.write(ctx, dst)
+	return r.write(dst)
 }
 
+// date1904Days is how many days the 1904 date system's serials start
+// after the 1900 system's.
+const date1904Days = 1462
+
 type reader struct {
-	f     *excelize.File
-	cells *sheetScanner
+	wb    *workbook
+	rows  *sheetRows
+	ctx   context.Context
 	sheet string
 	name  string
 	o     Options
@@ -200,40 +247,77 @@ type reader struct {
 	names    []string
 	types    []colType
 	stopAtEm bool
+	dayShift float64 // added to serials: 1462 in the 1904 date system
+
+	// pending are the rows sniff read, for write to read again.
+	pending []sheetRow
 }
 
-// rowIter walks the sheet's rows in order, empty and missing ones
-// included.
-type rowIter struct {
-	rows *excelize.Rows
-	num  int
+// sheetRow is a row kept past the stream's next call.
+type sheetRow struct {
+	num   int
+	cells []xcell
 }
 
-func (r *reader) rows() (*rowIter, error) {
-	rows, err := r.f.Rows(r.sheet)
+// fail is a sheet's error, or the cancellation that caused it.
+func (r *reader) fail(err error) error {
+	if r.ctx.Err() != nil {
+		return context.Cause(r.ctx)
+	}
+	return errorf("read_xlsx: sheet \"%s\" of \"%s\": %v", r.sheet, r.name, err)
+}
+
+// advance reads the stream's next row into r.rows.
+func (r *reader) advance() (bool, error) {
+	if err := r.ctx.Err(); err != nil {
+		return false, context.Cause(r.ctx)
+	}
+	ok, err := r.rows.next()
 	if err != nil {
-		return nil, errorf("read_xlsx: sheet \"%s\" of \"%s\": %v", r.sheet, r.name, err)
+		return false, r.fail(err)
 	}
-	return &rowIter{rows: rows}, nil
+	return ok, nil
 }
 
-func (it *rowIter) next() ([]string, bool, error) {
-	if !it.rows.Next() {
-		return nil, false, it.rows.Error()
+// keep copies the stream's current row, its cells by column; of cells
+// written twice the last counts, as in write.
+func (r *reader) keep() sheetRow {
+	row := sheetRow{num: r.rows.num, cells: make([]xcell, len(r.rows.cells))}
+	for i, c := range r.rows.cells {
+		c.v = bytes.Clone(c.v)
+		row.cells[i] = c
 	}
-	it.num++
-	cols, err := it.rows.Columns(excelize.Options{RawCellValue: true})
-	return cols, true, err
+	slices.SortStableFunc(row.cells, func(a, b xcell) int { return a.col - b.col })
+	kept := row.cells[:0]
+	for _, c := range row.cells {
+		if n := len(kept); n > 0 && kept[n-1].col == c.col {
+			kept[n-1] = c
+			continue
+		}
+		kept = append(kept, c)
+	}
+	row.cells = kept
+	return row
 }
 
-func (it *rowIter) close() { it.rows.Close() }
+// at is the cell of a sorted row in column col, or nil.
+func at(cells []xcell, col int) *xcell {
+	if i, ok := slices.BinarySearchFunc(cells, col, func(c xcell, col int) int { return c.col - col }); ok {
+		return &cells[i]
+	}
+	return nil
+}
 
-func cell(cols []string, col int) string {
-	if col-1 < len(cols) {
-		return cols[col-1]
+func value(cells []xcell, col int) string {
+	if c := at(cells, col); c != nil {
+		return string(c.v)
 	}
 	return ""
 }
+
+// hasValues is whether a row counts as one with data: a cell with a value
+// or a formula.
+func hasValues(cells []xcell) bool { return len(cells) > 0 }
 
 func cellName(col, row int) string {
 	n, _ := excelize.CoordinatesToCellName(col, row)
@@ -244,8 +328,9 @@ func (r *reader) cellErr(col, row int, format string, a ...any) error {
 	return errorf("read_xlsx: sheet \"%s\" cell %s: %s", r.sheet, cellName(col, row), fmt.Sprintf(format, a...))
 }
 
-// sniff finds the range, the header and the column types.
-func (r *reader) sniff(ctx context.Context) error {
+// sniff finds the range, the header and the column types, reading as few
+// rows as that takes; write reads them again from r.pending.
+func (r *reader) sniff() error {
 	explicit := r.o.Range != ""
 	if explicit {
 		rng, err := parseRange(r.o.Range)
@@ -258,64 +343,61 @@ func (r *reader) sniff(ctx context.Context) error {
 	if r.o.StopAtEmpty != nil {
 		r.stopAtEm = *r.o.StopAtEmpty
 	}
-	it, err := r.rows()
-	if err != nil {
-		return err
-	}
-	defer it.close()
-	var header, first []string // cell values
+	var header, first []xcell
 	headerRow, firstRow := 0, 0
+	hasHeader := false
 	for {
-		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
-		}
-		cols, ok, err := it.next()
+		ok, err := r.advance()
 		if err != nil {
-			return errorf("read_xlsx: sheet \"%s\" of \"%s\": %v", r.sheet, r.name, err)
+			return err
 		}
 		if !ok {
 			break
 		}
-		row := it.num
-		if !explicit {
-			// The range is the first row with a value: from its first
-			// non-empty cell to the last one before a gap.
-			beg := 0
-			for c, v := range cols {
-				if v != "" {
-					beg = c + 1
-					break
-				}
-			}
-			if beg == 0 {
-				continue
-			}
-			end := beg
-			for end < len(cols) && cols[end] != "" {
-				end++
-			}
-			r.rng = cellRange{begRow: row, begCol: beg, endRow: maxRows + 1, endCol: end + 1}
-			explicit = true // found: from here on as if given
-			r.rng.explicitEndRow = false
-		}
-		if !r.rng.hasRow(row) || len(cols) == 0 {
-			continue
-		}
-		if headerRow == 0 {
-			headerRow, header = row, cols
-			if !r.isHeader(ctx, row, cols) {
+		// Rows that are not data are neither copied nor kept: a range far
+		// down a sheet costs a scan, not memory.
+		if !hasValues(r.rows.cells) || (explicit && !r.rng.hasRow(r.rows.num)) {
+			if explicit && r.rows.num >= r.rng.endRow {
 				break
 			}
 			continue
 		}
-		firstRow, first = row, cols
+		if !explicit && !slices.ContainsFunc(r.rows.cells, func(c xcell) bool { return !c.empty() }) {
+			continue
+		}
+		row := r.keep()
+		if !explicit {
+			// The range is the first row with a value: from its first
+			// non-empty cell to the last one before a gap.
+			beg := 0
+			for _, c := range row.cells {
+				if !c.empty() {
+					beg = c.col
+					break
+				}
+			}
+			end := beg
+			for !at(row.cells, end+1).empty() {
+				end++
+			}
+			r.rng = cellRange{begRow: row.num, begCol: beg, endRow: maxRows + 1, endCol: end + 1}
+			explicit = true // found: from here on as if given
+		}
+		r.pending = append(r.pending, row)
+		if headerRow == 0 {
+			headerRow, header = row.num, row.cells
+			if hasHeader = r.isHeader(header); !hasHeader {
+				break
+			}
+			continue
+		}
+		firstRow, first = row.num, row.cells
 		break
 	}
 	if r.rng.begRow == 0 {
 		return errorf("read_xlsx: no rows found in sheet \"%s\" of \"%s\"", r.sheet, r.name)
 	}
 	width := r.rng.endCol - r.rng.begCol
-	hasHeader := headerRow != 0 && r.isHeader(ctx, headerRow, header)
 	switch {
 	case headerRow == 0:
 		if r.o.Range == "" {
@@ -329,7 +411,7 @@ func (r *reader) sniff(ctx context.Context) error {
 		r.dataRow = r.rng.begRow
 	case hasHeader:
 		for c := r.rng.begCol; c < r.rng.endCol; c++ {
-			r.names = append(r.names, strings.TrimSpace(cell(header, c)))
+			r.names = append(r.names, strings.TrimSpace(value(header, c)))
 		}
 		r.dataRow = headerRow + 1
 	default:
@@ -350,16 +432,11 @@ func (r *reader) sniff(ctx context.Context) error {
 	r.names = dedupe(r.names)
 	r.types = make([]colType, width)
 	for i := range width {
-		c := r.rng.begCol + i
 		if firstRow == 0 {
 			r.types[i] = r.emptyType()
 			continue
 		}
-		t, err := r.cellType(ctx, c, firstRow, cell(first, c))
-		if err != nil {
-			return err
-		}
-		r.types[i] = t
+		r.types[i] = r.cellType(at(first, r.rng.begCol+i))
 	}
 	return nil
 }
@@ -372,20 +449,14 @@ func (r *reader) emptyType() colType {
 }
 
 // isHeader applies the header option, or DuckDB's guess: every cell of
-// the row in the range is a non-empty string.
-func (r *reader) isHeader(ctx context.Context, row int, cols []string) bool {
+// the row in the range is a non-empty string (a shared, inline or
+// formula-result string: t="s", "inlineStr" or "str").
+func (r *reader) isHeader(cells []xcell) bool {
 	if r.o.Header != nil {
 		return *r.o.Header
 	}
-	meta, err := r.cells.row(ctx, row)
-	if err != nil {
-		return false
-	}
 	for c := r.rng.begCol; c < r.rng.endCol; c++ {
-		if cell(cols, c) == "" {
-			return false
-		}
-		if t := meta[c].typ; t != excelize.CellTypeSharedString && t != excelize.CellTypeInlineString {
+		if cell := at(cells, c); cell.empty() || cell.kind != kText {
 			return false
 		}
 	}
@@ -393,50 +464,348 @@ func (r *reader) isHeader(ctx context.Context, row int, cols []string) bool {
 }
 
 // cellType is the column type a first-row cell gives.
-func (r *reader) cellType(ctx context.Context, col, row int, v string) (colType, error) {
+func (r *reader) cellType(c *xcell) colType {
 	if r.o.AllVarchar {
-		return tVarchar, nil
+		return tVarchar
 	}
-	if v == "" {
-		return r.emptyType(), nil
+	if c.empty() {
+		return r.emptyType()
 	}
-	if strings.EqualFold(v, "true") || strings.EqualFold(v, "false") {
-		return tBoolean, nil
+	if bytes.EqualFold(c.v, []byte("true")) || bytes.EqualFold(c.v, []byte("false")) {
+		return tBoolean
 	}
-	meta, err := r.cells.row(ctx, row)
-	if err != nil {
-		return 0, r.cellErr(col, row, "%v", err)
-	}
-	switch meta[col].typ {
-	case excelize.CellTypeBool:
-		return tBoolean, nil
-	case excelize.CellTypeDate:
-		return tDate, nil
-	case excelize.CellTypeSharedString, excelize.CellTypeInlineString, excelize.CellTypeFormula, excelize.CellTypeError:
-		return tVarchar, nil
-	}
-	style := meta[col].style
-	if style == 0 {
-		return tDouble, nil
-	}
-	st, err := r.f.GetStyle(style)
-	if err != nil || st == nil {
-		return tDouble, nil
-	}
-	return formatType(st.NumFmt, st.CustomNumFmt), nil
-}
-
-// formatType maps a number format to the type its values read as.
-func formatType(id int, custom *string) colType {
-	switch {
-	case id >= 14 && id <= 17, id >= 27 && id <= 36, id >= 50 && id <= 58:
-		return tDate
-	case id >= 18 && id <= 21, id >= 45 && id <= 47:
-		return tTime
-	case id == 22:
+	switch c.kind {
+	case kBool:
+		return tBoolean
+	case kText, kError:
+		return tVarchar
+	case kDate:
+		// A date cell holds ISO 8601 text; its format says whether the
+		// time of day matters.
+		switch t := r.wb.styles.typeOf(c.style); t {
+		case tDate, tTime, tTimestamp:
+			return t
+		}
 		return tTimestamp
 	}
+	return r.wb.styles.typeOf(c.style)
+}
+
+// maxBatchBytes bounds the text one batch of rows holds.
+const maxBatchBytes = 16 << 20
+
+// column is one output column's builder, by type.
+type column struct {
+	t     colType
+	name  string
+	fb    array.Builder
+	str   *array.BinaryBuilder
+	f64   *array.Float64Builder
+	boo   *array.BooleanBuilder
+	date  *array.Date32Builder
+	clock *array.Time64Builder
+	ts    *array.TimestampBuilder
+}
+
+// write streams the data rows into a Parquet file, a row group a batch.
+func (r *reader) write(dst string) error {
+	fields := make([]arrow.Field, len(r.names))
+	for i, n := range r.names {
+		fields[i] = arrow.Field{Name: n, Type: r.types[i].arrow(), Nullable: true}
+	}
+	schema := arrow.NewSchema(fields, nil)
+	out, err := os.Create(dst)
+	if err != nil {
+		return fmt.Errorf("read_xlsx: %w", err)
+	}
+	defer out.Close()
+	// Dictionary encoding pays for text, which repeats; for numbers and
+	// dates it costs more time than it saves space.
+	opts := []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy), parquet.WithMaxRowGroupLength(batchRows),
+		parquet.WithDictionaryDefault(false)}
+	for i, t := range r.types {
+		if t == tVarchar {
+			opts = append(opts, parquet.WithDictionaryFor(r.names[i], true))
+		}
+	}
+	props := parquet.NewWriterProperties(opts...)
+	w, err := pqarrow.NewFileWriter(schema, out, props, pqarrow.NewArrowWriterProperties())
+	if err != nil {
+		return fmt.Errorf("read_xlsx: %w", err)
+	}
+	defer w.Close()
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	cols := make([]column, len(r.types))
+	for i, t := range r.types {
+		c := column{t: t, name: r.names[i], fb: b.Field(i)}
+		switch fb := c.fb.(type) {
+		case *array.StringBuilder:
+			c.str = fb.BinaryBuilder
+		case *array.Float64Builder:
+			c.f64 = fb
+		case *array.BooleanBuilder:
+			c.boo = fb
+		case *array.Date32Builder:
+			c.date = fb
+		case *array.Time64Builder:
+			c.clock = fb
+		case *array.TimestampBuilder:
+			c.ts = fb
+		}
+		cols[i] = c
+	}
+	n, textBytes := 0, 0
+	per := rowsPerBatch(len(r.types))
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		rec := b.NewRecordBatch()
+		defer rec.Release()
+		n, textBytes = 0, 0
+		if err := w.Write(rec); err != nil {
+			return fmt.Errorf("read_xlsx: writing %s: %w", dst, err)
+		}
+		return nil
+	}
+	// added counts a row into the batch, flushing a full one.
+	added := func(size int) error {
+		n++
+		textBytes += size
+		if n < per && textBytes < maxBatchBytes {
+			return nil
+		}
+		if err := r.ctx.Err(); err != nil {
+			return context.Cause(r.ctx)
+		}
+		return flush()
+	}
+	nulls := func(count int) error {
+		for range count {
+			for i := range cols {
+				cols[i].fb.AppendNull()
+			}
+			if err := added(0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	width := r.rng.endCol - r.rng.begCol
+	slots := make([]*xcell, width)
+	next := r.dataRow // the next row to write
+	lastRow := r.dataRow - 1
+	pending := r.pending
+	r.pending = nil
+	for {
+		var num int
+		var cells []xcell
+		if len(pending) > 0 {
+			num, cells = pending[0].num, pending[0].cells
+			pending = pending[1:]
+		} else {
+			ok, err := r.advance()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			num, cells = r.rows.num, r.rows.cells
+		}
+		if num < r.dataRow {
+			continue
+		}
+		if !r.rng.hasRow(num) {
+			break
+		}
+		// Rows the sheet leaves out are empty.
+		if gap := num - next; gap > 0 {
+			if r.stopAtEm {
+				break
+			}
+			if err := nulls(gap); err != nil {
+				return err
+			}
+			lastRow = num - 1
+		}
+		next = num + 1
+		clear(slots)
+		empty := true
+		for i := range cells {
+			c := &cells[i]
+			if k := c.col - r.rng.begCol; k >= 0 && k < width {
+				slots[k] = c
+				if len(c.v) > 0 {
+					empty = false
+				}
+			}
+		}
+		if empty {
+			if r.stopAtEm {
+				break
+			}
+			if err := nulls(1); err != nil {
+				return err
+			}
+		} else {
+			size, err := r.appendRow(cols, slots, num)
+			if err != nil {
+				return err
+			}
+			if err := added(size); err != nil {
+				return err
+			}
+		}
+		lastRow = num
+	}
+	// An explicit range that reads past the sheet's last row pads it with
+	// empty rows, as DuckDB does.
+	if r.o.Range != "" && r.rng.explicitEndRow && !r.stopAtEm {
+		if pad := int64(r.rng.endRow-lastRow-1) * int64(len(r.types)); pad > MaxPadCells {
+			return errorf("read_xlsx: range '%s' of \"%s\" would pad %d empty rows × %d columns (%d cells) past the sheet's last row, more than the limit of %d cells; give a range that ends nearer the data, or stop_at_empty = true",
+				r.o.Range, r.name, r.rng.endRow-lastRow-1, len(r.types), pad, MaxPadCells)
+		}
+		if err := nulls(r.rng.endRow - lastRow - 1); err != nil {
+			return err
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	// Closing the writer closes the file too.
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("read_xlsx: writing %s: %w", dst, err)
+	}
+	return nil
+}
+
+// appendRow appends one row's cells, cast to the column types, and
+// returns the bytes of text it added.
+func (r *reader) appendRow(cols []column, slots []*xcell, row int) (int, error) {
+	size := 0
+	for i := range cols {
+		col := &cols[i]
+		c := slots[i]
+		if c.empty() {
+			col.fb.AppendNull()
+			continue
+		}
+		v := c.v
+		if col.t == tVarchar {
+			col.str.Append(v)
+			size += len(v)
+			continue
+		}
+		ok := true
+		switch col.t {
+		case tBoolean:
+			var x bool
+			x, ok = parseBool(string(v))
+			if ok = ok && c.kind != kDate; ok {
+				col.boo.Append(x)
+			}
+		case tDouble:
+			var x float64
+			if c.kind == kDate {
+				var us int64
+				if us, ok = parseISO(v); ok {
+					x = float64(us)/86400e6 + excelEpochDays - r.dayShift
+				}
+			} else {
+				x, ok = parseDouble(string(v))
+			}
+			if ok {
+				col.f64.Append(x)
+			}
+		default:
+			var us int64
+			us, ok = r.micros(c)
+			if ok {
+				switch col.t {
+				case tDate:
+					col.date.Append(arrow.Date32(floorDiv(us, 86400e6)))
+				case tTime:
+					col.clock.Append(arrow.Time64(us - floorDiv(us, 86400e6)*86400e6))
+				case tTimestamp:
+					col.ts.Append(arrow.Timestamp(us))
+				}
+			}
+		}
+		if !ok {
+			if !r.o.IgnoreErrors {
+				return 0, r.cellErr(c.col, row, "could not convert '%s' to %s (column \"%s\"; ignore_errors = true reads it as NULL)", v, col.t, col.name)
+			}
+			col.fb.AppendNull()
+		}
+	}
+	return size, nil
+}
+
+// micros is a cell's value as a point in time: a date cell's ISO text, a
+// number's serial, or text that is either.
+func (r *reader) micros(c *xcell) (int64, bool) {
+	if c.kind == kDate {
+		return parseISO(c.v)
+	}
+	if x, ok := parseDouble(string(c.v)); ok {
+		return serialMicros(x + r.dayShift), true
+	}
+	if c.kind == kText {
+		return parseISO(c.v)
+	}
+	return 0, false
+}
+
+// isoLayouts are the ISO 8601 forms a t="d" cell may hold, most common
+// first. Go's parser takes fractional seconds after the seconds of any of
+// them.
+var isoLayouts = []string{
+	"2006-01-02T15:04:05Z07:00",
+	"2006-01-02T15:04:05",
+	"2006-01-02",
+	"2006-01-02 15:04:05Z07:00",
+	"2006-01-02 15:04:05",
+	"2006-01-02T15:04Z07:00",
+	"2006-01-02T15:04",
+	"2006-01-02 15:04",
+	"15:04:05",
+	"15:04",
+}
+
+// parseISO reads ISO 8601 date, date-time or time text as microseconds
+// since the Unix epoch, in UTC (a zone offset is applied, as a cast to
+// TIMESTAMP does). A time alone is on day 0 of Excel's calendar.
+func parseISO(b []byte) (int64, bool) {
+	s := string(bytes.TrimSpace(b))
+	for _, layout := range isoLayouts {
+		t, err := time.Parse(layout, s)
+		if err != nil {
+			continue
+		}
+		if layout[0] == '1' { // a time of day
+			return int64(t.Hour())*3600e6 + int64(t.Minute())*60e6 + int64(t.Second())*1e6 + int64(t.Nanosecond()/1e3) - excelEpochDays*86400e6, true
+		}
+		return t.UnixMicro(), true
+	}
+	return 0, false
+}
+
+// formatType maps a number format to the type its values read as: the
+// format code custom when the stylesheet defines the id (whatever the id),
+// else Excel's built-in format of that id.
+func formatType(id int, custom *string) colType {
 	if custom == nil {
+		switch {
+		case id >= 14 && id <= 17, id >= 27 && id <= 36, id >= 50 && id <= 58:
+			return tDate
+		case id >= 18 && id <= 21, id >= 45 && id <= 47:
+			return tTime
+		case id == 22:
+			return tTimestamp
+		}
 		return tDouble
 	}
 	var date, clock, minutes bool
@@ -485,14 +854,22 @@ func formatType(id int, custom *string) colType {
 
 func dedupe(names []string) []string {
 	seen := map[string]bool{}
+	next := map[string]int{} // by name, the first suffix that may be free
 	out := make([]string, len(names))
 	for i, n := range names {
 		if n == "" {
 			n = cellNameCol(i)
 		}
 		cand := n
-		for k := 1; seen[strings.ToLower(cand)]; k++ {
+		if seen[strings.ToLower(cand)] {
+			// Suffixes below next are taken: a header of one name
+			// repeated costs linear time, not quadratic.
+			key := strings.ToLower(n)
+			k := max(next[key], 1)
+			for ; seen[strings.ToLower(fmt.Sprintf("%s_%d", n, k))]; k++ {
+			}
 			cand = fmt.Sprintf("%s_%d", n, k)
+			next[key] = k + 1
 		}
 		seen[strings.ToLower(cand)] = true
 		out[i] = cand
@@ -543,171 +920,6 @@ func parseDouble(s string) (float64, bool) {
 		return 0, false
 	}
 	return f, true
-}
-
-// write streams the data rows into a Parquet file.
-func (r *reader) write(ctx context.Context, dst string) error {
-	fields := make([]arrow.Field, len(r.names))
-	for i, n := range r.names {
-		fields[i] = arrow.Field{Name: n, Type: r.types[i].arrow(), Nullable: true}
-	}
-	schema := arrow.NewSchema(fields, nil)
-	out, err := os.Create(dst)
-	if err != nil {
-		return fmt.Errorf("read_xlsx: %w", err)
-	}
-	defer out.Close()
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithMaxRowGroupLength(batchRows))
-	w, err := pqarrow.NewFileWriter(schema, out, props, pqarrow.NewArrowWriterProperties())
-	if err != nil {
-		return fmt.Errorf("read_xlsx: %w", err)
-	}
-	defer w.Close()
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	n := 0
-	flush := func() error {
-		if n == 0 {
-			return nil
-		}
-		rec := b.NewRecordBatch()
-		defer rec.Release()
-		n = 0
-		return w.Write(rec)
-	}
-	it, err := r.rows()
-	if err != nil {
-		return err
-	}
-	defer it.close()
-	per := rowsPerBatch(len(r.types))
-	lastRow := r.dataRow - 1
-	for {
-		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
-		}
-		cols, ok, err := it.next()
-		if err != nil {
-			return errorf("read_xlsx: sheet \"%s\" of \"%s\": %v", r.sheet, r.name, err)
-		}
-		if !ok {
-			break
-		}
-		row := it.num
-		if row < r.dataRow {
-			continue
-		}
-		if !r.rng.hasRow(row) {
-			break
-		}
-		empty := true
-		for c := r.rng.begCol; c < r.rng.endCol; c++ {
-			if cell(cols, c) != "" {
-				empty = false
-				break
-			}
-		}
-		if empty {
-			if r.stopAtEm {
-				break
-			}
-			r.appendNull(b)
-		} else if err := r.appendRow(b, cols, row); err != nil {
-			return err
-		}
-		lastRow = row
-		if n++; n == per {
-			if err := flush(); err != nil {
-				return fmt.Errorf("read_xlsx: writing %s: %w", dst, err)
-			}
-		}
-	}
-	// An explicit range that reads past the sheet's last row pads it with
-	// empty rows, as DuckDB does.
-	if r.o.Range != "" && r.rng.explicitEndRow && !r.stopAtEm {
-		if pad := int64(r.rng.endRow-lastRow-1) * int64(len(r.types)); pad > MaxPadCells {
-			return errorf("read_xlsx: range '%s' of \"%s\" would pad %d empty rows × %d columns (%d cells) past the sheet's last row, more than the limit of %d cells; give a range that ends nearer the data, or stop_at_empty = true",
-				r.o.Range, r.name, r.rng.endRow-lastRow-1, len(r.types), pad, MaxPadCells)
-		}
-		for row := lastRow + 1; row < r.rng.endRow; row++ {
-			r.appendNull(b)
-			if n++; n == per {
-				if err := ctx.Err(); err != nil {
-					return context.Cause(ctx)
-				}
-				if err := flush(); err != nil {
-					return fmt.Errorf("read_xlsx: writing %s: %w", dst, err)
-				}
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return fmt.Errorf("read_xlsx: writing %s: %w", dst, err)
-	}
-	// Closing the writer closes the file too.
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("read_xlsx: writing %s: %w", dst, err)
-	}
-	return nil
-}
-
-func (r *reader) appendNull(b *array.RecordBuilder) {
-	for i := range r.types {
-		b.Field(i).AppendNull()
-	}
-}
-
-func (r *reader) appendRow(b *array.RecordBuilder, cols []string, row int) error {
-	for i, t := range r.types {
-		c := r.rng.begCol + i
-		v := cell(cols, c)
-		fb := b.Field(i)
-		if v == "" {
-			fb.AppendNull()
-			continue
-		}
-		fail := func() error {
-			if r.o.IgnoreErrors {
-				fb.AppendNull()
-				return nil
-			}
-			return r.cellErr(c, row, "could not convert '%s' to %s (column \"%s\"; ignore_errors = true reads it as NULL)", v, t, r.names[i])
-		}
-		switch t {
-		case tVarchar:
-			fb.(*array.StringBuilder).Append(v)
-		case tBoolean:
-			x, ok := parseBool(v)
-			if !ok {
-				if err := fail(); err != nil {
-					return err
-				}
-				continue
-			}
-			fb.(*array.BooleanBuilder).Append(x)
-		default:
-			x, ok := parseDouble(v)
-			if !ok {
-				if err := fail(); err != nil {
-					return err
-				}
-				continue
-			}
-			switch t {
-			case tDouble:
-				fb.(*array.Float64Builder).Append(x)
-			case tDate:
-				us := serialMicros(x)
-				fb.(*array.Date32Builder).Append(arrow.Date32(floorDiv(us, 86400e6)))
-			case tTime:
-				us := serialMicros(x)
-				fb.(*array.Time64Builder).Append(arrow.Time64(us - floorDiv(us, 86400e6)*86400e6))
-			case tTimestamp:
-				fb.(*array.TimestampBuilder).Append(arrow.Timestamp(serialMicros(x)))
-			}
-		}
-	}
-	return nil
 }
 
 func floorDiv(a, b int64) int64 {

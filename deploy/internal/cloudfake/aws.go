@@ -3,6 +3,7 @@ package cloudfake
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -97,4 +98,17 @@ func (a *AWS) serve(w http.ResponseWriter, r *http.Request) {
 		body = fmt.Sprintf(`<%sResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><%sResult>%s</%sResult><ResponseMetadata><RequestId>req-1</RequestId></ResponseMetadata></%sResponse>`, action, action, inner, action, action)
 	}
 	write(w, Response{Body: body, ContentType: "text/xml"})
+}
+
+// Mutations returns the actions called so far that change something:
+// every action but Describe*, List* and Get*.
+func (a *AWS) Mutations() []string {
+	var out []string
+	for _, r := range a.Requests() {
+		act := r.Form.Get("Action")
+		if !strings.HasPrefix(act, "Describe") && !strings.HasPrefix(act, "List") && !strings.HasPrefix(act, "Get") {
+			out = append(out, act)
+		}
+	}
+	return out
 }

@@ -173,3 +173,15 @@ func (op *gcpOp) json(done bool) string {
 	b, _ := json.Marshal(m)
 	return string(b)
 }
+
+// Mutations returns the recorded calls that change something: every
+// request but GETs and listManagedInstances (a POST that only reads).
+func (g *GCP) Mutations() []Request {
+	var out []Request
+	for _, r := range g.Requests() {
+		if r.Method != http.MethodGet && !strings.HasSuffix(r.Path, "/listManagedInstances") {
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -11,10 +11,13 @@ module "luna" {
   release_url    = var.release_url
   release_sha256 = var.release_sha256
   target_size    = 3
-  allowed_cidrs  = var.client_cidrs
-  buckets        = [var.data_bucket]
-  passwd         = var.passwd
-  internal_lb    = true
+  # Boot + install + the server's start, until /healthz answers; the
+  # preload itself only holds back /readyz, which the load balancer uses.
+  autohealing_initial_delay_sec = 300
+  allowed_cidrs                 = var.client_cidrs
+  buckets                       = [var.data_bucket]
+  passwd                        = var.passwd
+  internal_lb                   = true
 
   init_sql = <<-SQL
     CREATE TABLE trips AS

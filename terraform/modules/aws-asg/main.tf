@@ -33,6 +33,15 @@ locals {
     luna_env             = local.luna_env
   })
 
+  # EC2 takes at most 16384 bytes of user data before base64 encoding (EC2
+  # User Guide, "Work with instance user data"). length() counts
+  # characters while base64encode() encodes bytes: n bytes become
+  # 4*ceil(n/3) characters, so n <= 16384 exactly when n+2 bytes become at
+  # most 21848.
+  user_data_b64   = base64encode(local.user_data)
+  user_data_fits  = length(base64encode("${local.user_data}..")) <= 21848
+  user_data_bytes = length(local.user_data_b64) / 4 * 3 - (endswith(local.user_data_b64, "==") ? 2 : endswith(local.user_data_b64, "=") ? 1 : 0)
+
   tags = merge({ app = "luna" }, var.tags)
 }
 
@@ -196,8 +205,8 @@ resource "aws_launch_template" "luna" {
 
   lifecycle {
     precondition {
-      condition     = length(local.user_data) <= 16384
-      error_message = "User data (startup script and init_sql) exceeds 16 KiB; load larger startup SQL from a bucket."
+      condition     = local.user_data_fits
+      error_message = "The user data is ${local.user_data_bytes} bytes (the startup script, the settings and init_sql, which takes ${length(base64encode(var.init_sql))} bytes base64-encoded); EC2 takes at most 16384 bytes before base64 encoding. Shorten init_sql (with this repository's startup script about 4 KiB of SQL fit), e.g. load the data from S3 in a short statement."
     }
     precondition {
       condition     = var.api_port != var.health_port
@@ -207,27 +216,47 @@ resource "aws_launch_template" "luna" {
 }
 
 resource "aws_autoscaling_group" "luna" {
-  name_prefix               = "${var.name}-"
-  vpc_zone_identifier       = var.subnet_ids
-  min_size                  = var.min_size
-  max_size                  = var.max_size
-  desired_capacity          = var.desired_size
+  name_prefix         = "${var.name}-"
+  vpc_zone_identifier = var.subnet_ids
+  min_size            = var.min_size
+  max_size            = var.max_size
+  desired_capacity    = var.desired_size
+  # ELB health checks: a node fails when the target group's /readyz check
+  # does (or the EC2 status checks), once the grace period is over.
   health_check_type         = "ELB"
   health_check_grace_period = var.health_check_grace_period
+  default_instance_warmup   = var.instance_warmup
   target_group_arns         = concat(aws_lb_target_group.luna[*].arn, var.target_group_arns)
   wait_for_capacity_timeout = "0"
 
+  # Pinned to the version this plan made: an instance refresh can roll back
+  # only from a numbered version, and the group never follows a template
+  # version nobody rolled out.
   launch_template {
     id      = aws_launch_template.luna.id
     version = aws_launch_template.luna.latest_version
   }
 
-  # A new launch template version rolls the fleet, keeping most of it serving.
+  # Replacing an unhealthy node launches its successor first.
+  instance_maintenance_policy {
+    min_healthy_percentage = var.min_healthy_percentage
+    max_healthy_percentage = var.max_healthy_percentage
+  }
+
+  # A new launch template version rolls the fleet: new nodes are launched
+  # and must pass /readyz before old ones go (100% minimum healthy), the
+  # refresh pauses at the checkpoints, and if new nodes fail it rolls the
+  # group back to the previous version.
   instance_refresh {
     strategy = "Rolling"
     preferences {
-      min_healthy_percentage = 90
-      instance_warmup        = var.health_check_grace_period
+      min_healthy_percentage = var.min_healthy_percentage
+      max_healthy_percentage = var.max_healthy_percentage
+      instance_warmup        = var.instance_warmup
+      checkpoint_percentages = length(var.checkpoint_percentages) > 0 ? var.checkpoint_percentages : null
+      checkpoint_delay       = length(var.checkpoint_percentages) > 0 ? var.checkpoint_delay : null
+      skip_matching          = true
+      auto_rollback          = true
     }
   }
 
@@ -245,6 +274,34 @@ resource "aws_autoscaling_group" "luna" {
       condition     = var.max_size >= var.min_size && (var.desired_size == null ? true : var.desired_size >= var.min_size && var.desired_size <= var.max_size)
       error_message = "Sizes must satisfy min_size <= desired_size <= max_size."
     }
+    # Without a target group the group sees only EC2 status checks: a node
+    # whose Luna never becomes ready would stay in service, and an instance
+    # refresh could neither notice nor roll back.
+    precondition {
+      condition     = var.internal_nlb || length(var.target_group_arns) > 0
+      error_message = "The group needs a target group that health-checks /readyz: keep internal_nlb = true, or pass target_group_arns."
+    }
+    precondition {
+      condition     = var.max_healthy_percentage - var.min_healthy_percentage <= 100
+      error_message = "max_healthy_percentage - min_healthy_percentage must be at most 100 (an Auto Scaling rule)."
+    }
+  }
+}
+
+# With desired_size = null the group's size follows average CPU between
+# min_size and max_size.
+resource "aws_autoscaling_policy" "cpu" {
+  count = var.desired_size == null ? 1 : 0
+
+  name                   = "${var.name}-cpu"
+  autoscaling_group_name = aws_autoscaling_group.luna.name
+  policy_type            = "TargetTrackingScaling"
+
+  target_tracking_configuration {
+    predefined_metric_specification {
+      predefined_metric_type = "ASGAverageCPUUtilization"
+    }
+    target_value = var.cpu_target_percent
   }
 }
 

@@ -73,7 +73,7 @@ variable "min_size" {
 }
 
 variable "max_size" {
-  description = "Most instances; at least min_size (and one more than desired_size, for instance refresh)."
+  description = "Most instances; at least min_size. Leave room above desired_size for an instance refresh, which launches up to max_healthy_percentage of it before terminating."
   type        = number
   default     = 4
 
@@ -84,9 +84,20 @@ variable "max_size" {
 }
 
 variable "desired_size" {
-  description = "Instances to run; null leaves it to scaling policies (starting at min_size)."
+  description = "Instances to run; null leaves the size to a target tracking policy on average CPU (cpu_target_percent), between min_size and max_size, starting at min_size."
   type        = number
   default     = 2
+}
+
+variable "cpu_target_percent" {
+  description = "Average CPU utilisation (percent) the target tracking policy keeps the group at when desired_size is null."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.cpu_target_percent > 0 && var.cpu_target_percent < 100
+    error_message = "cpu_target_percent must be above 0 and below 100."
+  }
 }
 
 variable "api_port" {
@@ -167,13 +178,13 @@ variable "passwd_kms_key_arn" {
 }
 
 variable "init_sql" {
-  description = "Startup SQL every instance runs before serving (passed base64-encoded in user data, written to /etc/luna/init.d), so every node preloads the same tables."
+  description = "Startup SQL every instance runs before serving (passed base64-encoded in user data, written to /etc/luna/init.d), so every node preloads the same tables. User data holds at most 16384 bytes; next to this repository's startup script about 4 KiB of SQL fit."
   type        = string
   default     = ""
 
   validation {
     condition     = length(var.init_sql) <= 8192
-    error_message = "init_sql must be at most 8 KiB (user data is limited to 16 KiB); load larger data from a bucket instead."
+    error_message = "init_sql must be at most 8 KiB: it travels base64-encoded (a third larger) in the user data, which EC2 limits to 16384 bytes before encoding, next to the startup script; with this repository's startup script about 4 KiB fit (the launch template checks the exact total). Load larger data from a bucket in a short statement instead."
   }
 }
 
@@ -217,7 +228,7 @@ variable "startup_script" {
 }
 
 variable "health_check_grace_period" {
-  description = "Seconds a new instance has to pass /readyz (install, password, startup SQL) before it counts as unhealthy."
+  description = "Seconds a new instance has to pass the target group's /readyz check before it counts as unhealthy and is replaced: at least boot + install + the longest preload. Measure it on a node as the time from the instance's launch to the server's \"luna is serving\" log line (journalctl -u luna; \"startup SQL finished\" gives the preload alone as duration=), and add a margin."
   type        = number
   default     = 300
 
@@ -227,14 +238,73 @@ variable "health_check_grace_period" {
   }
 }
 
+variable "instance_warmup" {
+  description = "Seconds a new instance counts as starting up, for instance refreshes (before the next batch) and scaling (before its CPU counts): about the grace period."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.instance_warmup >= 0 && var.instance_warmup <= 7200 && floor(var.instance_warmup) == var.instance_warmup
+    error_message = "instance_warmup must be a whole number from 0 to 7200."
+  }
+}
+
+variable "min_healthy_percentage" {
+  description = "Share of desired_size (percent) an instance refresh or a replacement keeps in service; 100 (the default) launches before it terminates."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.min_healthy_percentage >= 0 && var.min_healthy_percentage <= 100 && floor(var.min_healthy_percentage) == var.min_healthy_percentage
+    error_message = "min_healthy_percentage must be a whole number from 0 to 100."
+  }
+}
+
+variable "max_healthy_percentage" {
+  description = "Share of desired_size (percent) an instance refresh or a replacement may run at once, new and old together: 200 (the default) replaces the whole fleet in one batch between checkpoints. At most 100 above min_healthy_percentage."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.max_healthy_percentage >= 100 && var.max_healthy_percentage <= 200 && floor(var.max_healthy_percentage) == var.max_healthy_percentage
+    error_message = "max_healthy_percentage must be a whole number from 100 to 200."
+  }
+}
+
+variable "checkpoint_percentages" {
+  description = "Shares of the group (percent, ascending, ending with 100) at which an instance refresh pauses for checkpoint_delay seconds; empty for no pauses."
+  type        = list(number)
+  default     = [50, 100]
+
+  validation {
+    condition = length(var.checkpoint_percentages) == 0 ? true : (
+      alltrue([for p in var.checkpoint_percentages : p >= 1 && p <= 100 && floor(p) == p]) &&
+      var.checkpoint_percentages[length(var.checkpoint_percentages) - 1] == 100 &&
+      alltrue([for i in range(1, length(var.checkpoint_percentages)) : var.checkpoint_percentages[i] > var.checkpoint_percentages[i - 1]])
+    )
+    error_message = "checkpoint_percentages must be whole percentages from 1 to 100, ascending, each once, ending with 100."
+  }
+}
+
+variable "checkpoint_delay" {
+  description = "Seconds an instance refresh waits at each checkpoint."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.checkpoint_delay >= 0 && var.checkpoint_delay <= 172800 && floor(var.checkpoint_delay) == var.checkpoint_delay
+    error_message = "checkpoint_delay must be a whole number from 0 to 172800 (48 hours)."
+  }
+}
+
 variable "internal_nlb" {
-  description = "Create an internal network load balancer on the API port, with a target group health-checking /readyz."
+  description = "Create an internal network load balancer on the API port, with a target group health-checking /readyz. Without it, target_group_arns must name a target group that does: the group's health checks rely on one."
   type        = bool
   default     = true
 }
 
 variable "target_group_arns" {
-  description = "Further target groups to register the instances with."
+  description = "Further target groups to register the instances with; their health checks (HTTP /readyz on health_port) count for the group's health."
   type        = list(string)
   default     = []
 }

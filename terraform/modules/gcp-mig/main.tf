@@ -1,6 +1,21 @@
+# The region's zones, to size a rolling update when var.zones leaves the
+# choice to GCP: a regional group's fixed surge or unavailable count must be
+# 0 or at least its number of zones, and the group's zones are some of
+# these.
+data "google_compute_zones" "region" {
+  project = var.project_id
+  region  = var.region
+}
+
 locals {
   # Google's health checkers and passthrough load balancers probe from these.
   health_check_ranges = ["35.191.0.0/16", "130.211.0.0/22"]
+
+  zone_count = length(var.zones) > 0 ? length(var.zones) : length(data.google_compute_zones.region.names)
+
+  # The provider sends a fixed surge whether it is set or not, so it is
+  # always set: by default one new instance per zone at a time.
+  max_surge_fixed = var.max_surge_fixed != null ? var.max_surge_fixed : local.zone_count
 
   # luna.env settings the startup script applies on every node: the ports
   # the group's health check, named port and firewall rules assume.
@@ -103,6 +118,9 @@ resource "google_compute_instance_template" "luna" {
   }
 }
 
+# For the load balancer: /readyz answers 200 once the startup SQL has run,
+# 503 before and while draining, so a node that cannot serve gets no
+# traffic.
 resource "google_compute_health_check" "luna" {
   project             = var.project_id
   name                = "${var.name}-readyz"
@@ -111,12 +129,30 @@ resource "google_compute_health_check" "luna" {
   healthy_threshold   = 2
   unhealthy_threshold = 3
 
-  # /readyz answers 200 once the startup SQL has run, 503 before and while
-  # draining: a node that cannot serve is taken out of rotation and, if it
-  # stays so past the initial delay, recreated.
   http_health_check {
     port         = var.health_port
     request_path = "/readyz"
+  }
+
+  log_config {
+    enable = false
+  }
+}
+
+# For autohealing: /healthz answers 200 while the server runs, preload or
+# not, so a node is recreated when its server is gone, never for a preload
+# that takes long.
+resource "google_compute_health_check" "healthz" {
+  project             = var.project_id
+  name                = "${var.name}-healthz"
+  check_interval_sec  = 10
+  timeout_sec         = 5
+  healthy_threshold   = 2
+  unhealthy_threshold = 3
+
+  http_health_check {
+    port         = var.health_port
+    request_path = "/healthz"
   }
 
   log_config {
@@ -146,22 +182,39 @@ resource "google_compute_region_instance_group_manager" "luna" {
   }
 
   auto_healing_policies {
-    health_check      = google_compute_health_check.luna.id
+    health_check      = google_compute_health_check.healthz.id
     initial_delay_sec = var.autohealing_initial_delay_sec
   }
 
-  # A new template replaces instances one zone-width at a time without
-  # dropping below the current size.
+  # A new template adds up to max_surge_fixed new instances at a time and,
+  # with max_unavailable_fixed = 0, never drops below the current size.
   update_policy {
     type                         = "PROACTIVE"
     minimal_action               = "REPLACE"
     instance_redistribution_type = "PROACTIVE"
-    max_surge_fixed              = 3
-    max_unavailable_fixed        = 0
+    max_surge_fixed              = local.max_surge_fixed
+    max_unavailable_fixed        = var.max_unavailable_fixed
     replacement_method           = "SUBSTITUTE"
   }
 
   wait_for_instances = false
+
+  lifecycle {
+    # Compute Engine's rule for regional groups: a fixed surge or
+    # unavailable count is 0 or at least the number of zones.
+    precondition {
+      condition     = local.max_surge_fixed == 0 || local.max_surge_fixed >= local.zone_count
+      error_message = "max_surge_fixed must be 0 or at least the number of zones (${local.zone_count}): Compute Engine refuses a fixed surge below that for a regional group."
+    }
+    precondition {
+      condition     = var.max_unavailable_fixed == 0 || var.max_unavailable_fixed >= local.zone_count
+      error_message = "max_unavailable_fixed must be 0 or at least the number of zones (${local.zone_count})."
+    }
+    precondition {
+      condition     = local.max_surge_fixed > 0 || var.max_unavailable_fixed > 0
+      error_message = "max_surge_fixed and max_unavailable_fixed are both 0: no instance could be replaced."
+    }
+  }
 }
 
 resource "google_compute_region_autoscaler" "luna" {

@@ -19,8 +19,13 @@ output "service_account_email" {
 }
 
 output "health_check" {
-  description = "ID of the /readyz health check used for autohealing (and by the load balancer)."
+  description = "ID of the /readyz health check, for load balancer backends (the internal load balancer uses it)."
   value       = google_compute_health_check.luna.id
+}
+
+output "autohealing_health_check" {
+  description = "ID of the /healthz health check the group autoheals on."
+  value       = google_compute_health_check.healthz.id
 }
 
 output "api_port" {

@@ -113,7 +113,7 @@ variable "target_size" {
 }
 
 variable "autoscaling" {
-  description = "Autoscaler on CPU utilisation; null keeps target_size instances."
+  description = "Autoscaler on CPU utilisation; null keeps target_size instances. cooldown_period (seconds) is the autoscaler's warm-up: how long a new instance's CPU is ignored; make it at least the boot plus the longest preload."
   type = object({
     min_replicas    = number
     max_replicas    = number
@@ -240,13 +240,35 @@ variable "startup_script" {
 }
 
 variable "autohealing_initial_delay_sec" {
-  description = "Seconds a new instance has to pass /readyz (install, password, startup SQL) before autohealing may recreate it."
+  description = "Seconds autohealing leaves a new instance alone: boot, the startup script's install and the server's start, until /healthz answers. Autohealing probes /healthz, which answers during the preload, so the preload need not fit in it; measure it as the time from the instance's creation to the server's \"health endpoints listening\" log line (journalctl -u luna), and add a margin."
   type        = number
   default     = 300
 
   validation {
-    condition     = var.autohealing_initial_delay_sec >= 0 && var.autohealing_initial_delay_sec <= 3600
-    error_message = "autohealing_initial_delay_sec must be from 0 to 3600."
+    condition     = var.autohealing_initial_delay_sec >= 0 && var.autohealing_initial_delay_sec <= 3600 && floor(var.autohealing_initial_delay_sec) == var.autohealing_initial_delay_sec
+    error_message = "autohealing_initial_delay_sec must be a whole number from 0 to 3600 (Compute Engine's range)."
+  }
+}
+
+variable "max_surge_fixed" {
+  description = "Instances a rolling update may create above the group's size. A regional group needs 0 or at least its number of zones (var.zones, or all zones of the region when that is empty); null means one per zone."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_surge_fixed == null ? true : (var.max_surge_fixed >= 0 && var.max_surge_fixed <= 1000 && floor(var.max_surge_fixed) == var.max_surge_fixed)
+    error_message = "max_surge_fixed must be a whole number from 0 to 1000, or null."
+  }
+}
+
+variable "max_unavailable_fixed" {
+  description = "Instances a rolling update may take out of service at once. 0 (the default) keeps every node serving until its replacement is up; otherwise at least the number of zones."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.max_unavailable_fixed >= 0 && var.max_unavailable_fixed <= 1000 && floor(var.max_unavailable_fixed) == var.max_unavailable_fixed
+    error_message = "max_unavailable_fixed must be a whole number from 0 to 1000."
   }
 }
 

@@ -2,7 +2,14 @@
 # reaches GCP. Run with `tofu test` after `tofu init` (see infra/ for the
 # offline provider mirror).
 
-mock_provider "google" {}
+mock_provider "google" {
+  # A region of three zones, as europe-west1 has.
+  mock_data "google_compute_zones" {
+    defaults = {
+      names = ["europe-west1-b", "europe-west1-c", "europe-west1-d"]
+    }
+  }
+}
 
 variables {
   project_id     = "luna-test-project"
@@ -33,12 +40,16 @@ run "health_check_and_autohealing" {
     error_message = "the group must have an autohealing policy"
   }
   assert {
-    condition     = google_compute_region_instance_group_manager.luna.auto_healing_policies[0].health_check == google_compute_health_check.luna.id
-    error_message = "autohealing must use the /readyz health check"
+    condition     = google_compute_region_instance_group_manager.luna.auto_healing_policies[0].health_check == google_compute_health_check.healthz.id
+    error_message = "autohealing must use the /healthz health check, so a long preload is not taken for a dead node"
+  }
+  assert {
+    condition     = google_compute_health_check.healthz.http_health_check[0].request_path == "/healthz" && google_compute_health_check.healthz.http_health_check[0].port == 7689
+    error_message = "the autohealing check must probe /healthz on the health port"
   }
   assert {
     condition     = google_compute_region_instance_group_manager.luna.auto_healing_policies[0].initial_delay_sec == 300
-    error_message = "autohealing must give a new instance 300s to become ready"
+    error_message = "autohealing must give a new instance 300s by default"
   }
   assert {
     condition     = google_compute_region_instance_group_manager.luna.region == "europe-west1"
@@ -260,7 +271,128 @@ run "autoscaler_and_load_balancer" {
   }
 }
 
+run "timings_and_rollout" {
+  command = plan
+
+  variables {
+    autohealing_initial_delay_sec = 900
+  }
+
+  assert {
+    condition     = google_compute_region_instance_group_manager.luna.auto_healing_policies[0].initial_delay_sec == 900
+    error_message = "the initial delay must follow autohealing_initial_delay_sec"
+  }
+  assert {
+    condition     = one(google_compute_region_instance_group_manager.luna.update_policy).max_surge_fixed == 3
+    error_message = "without zones the surge must default to the region's number of zones"
+  }
+  assert {
+    condition     = one(google_compute_region_instance_group_manager.luna.update_policy).max_unavailable_fixed == 0
+    error_message = "a rolling update must keep every node serving by default"
+  }
+  assert {
+    condition     = one(google_compute_region_instance_group_manager.luna.update_policy).type == "PROACTIVE" && one(google_compute_region_instance_group_manager.luna.update_policy).minimal_action == "REPLACE"
+    error_message = "a new template must be rolled out proactively, replacing instances"
+  }
+}
+
+run "rollout_in_two_zones" {
+  command = plan
+
+  variables {
+    zones                 = ["europe-west1-b", "europe-west1-c"]
+    max_unavailable_fixed = 2
+  }
+
+  assert {
+    condition     = one(google_compute_region_instance_group_manager.luna.update_policy).max_surge_fixed == 2
+    error_message = "with two zones the surge must default to 2"
+  }
+  assert {
+    condition     = one(google_compute_region_instance_group_manager.luna.update_policy).max_unavailable_fixed == 2
+    error_message = "max_unavailable_fixed must be passed on"
+  }
+  assert {
+    condition     = toset(google_compute_region_instance_group_manager.luna.distribution_policy_zones) == toset(["europe-west1-b", "europe-west1-c"])
+    error_message = "the group must spread over the given zones"
+  }
+}
+
+run "load_balancer_on_readyz" {
+  command = plan
+
+  variables {
+    internal_lb = true
+  }
+
+  assert {
+    condition     = google_compute_health_check.luna.http_health_check[0].request_path == "/readyz"
+    error_message = "the load balancer's check must probe /readyz"
+  }
+  assert {
+    condition     = google_compute_region_backend_service.luna[0].health_checks == toset([google_compute_health_check.luna.id])
+    error_message = "the backend must route on /readyz, not on the autohealing check"
+  }
+}
+
 # --- Validation: bad input is refused before anything is planned ------------------
+
+run "rejects_surge_below_zone_count" {
+  command = plan
+  variables {
+    zones           = ["europe-west1-b", "europe-west1-c"]
+    max_surge_fixed = 1
+  }
+  expect_failures = [google_compute_region_instance_group_manager.luna]
+}
+
+run "rejects_surge_below_region_zone_count" {
+  command = plan
+  variables {
+    max_surge_fixed = 2
+  }
+  expect_failures = [google_compute_region_instance_group_manager.luna]
+}
+
+run "rejects_unavailable_below_zone_count" {
+  command = plan
+  variables {
+    max_unavailable_fixed = 1
+  }
+  expect_failures = [google_compute_region_instance_group_manager.luna]
+}
+
+run "rejects_no_surge_and_no_unavailable" {
+  command = plan
+  variables {
+    max_surge_fixed = 0
+  }
+  expect_failures = [google_compute_region_instance_group_manager.luna]
+}
+
+run "rejects_negative_surge" {
+  command = plan
+  variables {
+    max_surge_fixed = -1
+  }
+  expect_failures = [var.max_surge_fixed]
+}
+
+run "rejects_fractional_unavailable" {
+  command = plan
+  variables {
+    max_unavailable_fixed = 1.5
+  }
+  expect_failures = [var.max_unavailable_fixed]
+}
+
+run "rejects_long_initial_delay" {
+  command = plan
+  variables {
+    autohealing_initial_delay_sec = 3601
+  }
+  expect_failures = [var.autohealing_initial_delay_sec]
+}
 
 run "rejects_bad_cidr" {
   command = plan
