@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/client"
+	"github.com/lunadb/luna/server/objstore/objstoretest"
 )
 
 // Workbooks written at test time by the JavaScript writers people use
@@ -43,15 +44,7 @@ type writtenBook struct {
 // writers into.
 func xlsxWritersModules(t testing.TB) string {
 	t.Helper()
-	cache := os.Getenv("LUNA_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cache = filepath.Join(home, ".cache", "luna")
-	}
-	dir := filepath.Join(cache, "npm", "xlsx-writers", "node_modules")
+	dir := filepath.Join(objstoretest.CacheDir(t), "npm", "xlsx-writers", "node_modules")
 	for _, pkg := range []string{"exceljs", "xlsx"} {
 		if _, err := os.Stat(filepath.Join(dir, pkg, "package.json")); err != nil {
 			t.Fatalf("the npm package %s is not installed (%v): run `make tools`", pkg, err)

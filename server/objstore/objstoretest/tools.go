@@ -13,19 +13,25 @@ import (
 // fails the test: `make tools` installs them all.
 func ToolPath(t testing.TB, name string) string {
 	t.Helper()
-	cache := os.Getenv("LUNA_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cache = filepath.Join(home, ".cache", "luna")
-	}
-	p := filepath.Join(cache, "bin", name)
+	p := filepath.Join(CacheDir(t), "bin", name)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("%s is not installed (%v): run `make tools`", name, err)
 	}
 	return p
+}
+
+// CacheDir is where scripts/tools.sh keeps what it installs: $LUNA_CACHE,
+// else ~/.cache/luna.
+func CacheDir(t testing.TB) string {
+	t.Helper()
+	if cache := os.Getenv("LUNA_CACHE"); cache != "" {
+		return cache
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(home, ".cache", "luna")
 }
 
 // FreeAddr returns a loopback address with a port nothing listens on.
