@@ -136,7 +136,9 @@ func TestAWSModuleContract(t *testing.T) {
 	wantString(t, "metadata_options.http_endpoint", literal(t, md, "http_endpoint"), "enabled")
 	wantNumber(t, "metadata_options.http_put_response_hop_limit", literal(t, md, "http_put_response_hop_limit"), 1)
 	wantText(t, "launch template image_id", m.text(t, lt, lt, "image_id"), "var.ami_id")
-	wantText(t, "launch template user_data", m.text(t, lt, lt, "user_data"), "base64encode(local.user_data)")
+	// User data goes gzip-compressed: cloud-init unpacks it, and so does
+	// the startup script reading it back on the Luna AMI.
+	wantText(t, "launch template user_data", m.text(t, lt, lt, "user_data"), "local.user_data_b64")
 	wantText(t, "launch template instance profile", m.text(t, lt, one(t, lt, "iam_instance_profile"), "arn"), "aws_iam_instance_profile.luna.arn")
 	wantText(t, "launch template security groups", m.text(t, lt, lt, "vpc_security_group_ids"), "[aws_security_group.luna.id]")
 
@@ -182,32 +184,45 @@ func TestAWSModuleContract(t *testing.T) {
 	wantString(t, "instance_refresh.strategy", literal(t, ir, "strategy"), "Rolling")
 	one(t, ir, "preferences")
 
-	// IAM: ssm:GetParameter on the password parameter, S3 reads on the
-	// buckets, kms:Decrypt only when a key is given.
+	// IAM: ssm:GetParameter on the password and startup SQL parameters,
+	// secretsmanager:GetSecretValue on such secrets, S3 reads on the buckets
+	// and the release, kms:Decrypt only when a key is given.
 	doc := m.block(t, "data", "aws_iam_policy_document", "luna")
-	statements := map[string]string{} // actions -> resources, as written
+	statements := map[string]string{} // sid -> for_each => actions on resources, as written
 	for _, d := range nested(doc, "dynamic") {
 		c := one(t, d, "content")
-		statements[m.text(t, doc, c, "actions")] = m.text(t, doc, d, "for_each") + " => " + m.text(t, doc, c, "resources")
+		sid := literal(t, c, "sid").AsString()
+		statements[sid] = m.text(t, doc, d, "for_each") + " => " + m.text(t, doc, c, "actions") + " on " + m.text(t, doc, c, "resources")
 	}
-	for actions, want := range map[string]string{
-		`["ssm:GetParameter"]`: `local.passwd_parameter_arn == null ? [] : [local.passwd_parameter_arn] => [statement.value]`,
-		`["s3:GetObject"]`:     `length(var.buckets) == 0 ? [] : [1] => [for b in var.buckets : "arn:${data.aws_partition.current.partition}:s3:::${b}/*"]`,
-		`["kms:Decrypt"]`:      `var.passwd_kms_key_arn == null ? [] : [var.passwd_kms_key_arn] => [statement.value]`,
+	for sid, want := range map[string]string{
+		"ReadParameters": `length(local.parameter_arns) == 0 ? [] : [local.parameter_arns] => ["ssm:GetParameter"] on statement.value`,
+		"ReadSecrets":    `length(local.secret_arns) == 0 ? [] : [local.secret_arns] => ["secretsmanager:GetSecretValue"] on statement.value`,
+		"ReadObjects":    `length(var.buckets) == 0 ? [] : [1] => ["s3:GetObject"] on [for b in var.buckets : "arn:${data.aws_partition.current.partition}:s3:::${b}/*"]`,
+		"ReadRelease":    `local.release_object_arn == null ? [] : [local.release_object_arn] => ["s3:GetObject"] on [statement.value]`,
+		"DecryptSecrets": `var.passwd_kms_key_arn == null ? [] : [var.passwd_kms_key_arn] => ["kms:Decrypt"] on [statement.value]`,
 	} {
-		if got := statements[actions]; got != want {
-			t.Errorf("policy statement %s: %q, want %q", actions, got, want)
+		if got := statements[sid]; got != want {
+			t.Errorf("policy statement %s: %q, want %q", sid, got, want)
 		}
 	}
 	locals := m.block(t, "locals")
-	if got := m.text(t, locals, locals, "passwd_parameter_arn"); !strings.Contains(got, `"arn:%s:ssm:%s:%s:parameter/%s"`) || !strings.Contains(got, `trimprefix(var.passwd_ssm_parameter, "/")`) {
-		t.Errorf("passwd_parameter_arn does not build the parameter's ARN: %s", got)
+	for name, param := range map[string]string{"passwd_parameter_arn": "passwd_ssm_parameter", "init_sql_parameter_arn": "init_sql_ssm_parameter"} {
+		if got := m.text(t, locals, locals, name); !strings.Contains(got, `"arn:%s:ssm:%s:%s:parameter/%s"`) || !strings.Contains(got, `trimprefix(var.`+param+`, "/")`) {
+			t.Errorf("%s does not build the parameter's ARN: %s", name, got)
+		}
+	}
+	wantText(t, "parameter_arns", m.text(t, locals, locals, "parameter_arns"), "compact([local.passwd_parameter_arn, local.init_sql_parameter_arn])")
+	wantText(t, "secret_arns", m.text(t, locals, locals, "secret_arns"), "compact([var.passwd_secret_arn, var.init_sql_secret_arn])")
+	if got := m.text(t, locals, locals, "release_object_arn"); !strings.Contains(got, `startswith(var.release_url, "s3://")`) || !strings.Contains(got, `trimprefix(var.release_url, "s3://")`) {
+		t.Errorf("release_object_arn does not name the s3:// release: %s", got)
 	}
 	role := m.block(t, "resource", "aws_iam_role_policy", "luna")
 	wantText(t, "role policy", m.text(t, role, role, "policy"), "data.aws_iam_policy_document.luna.json")
 	profile := m.block(t, "resource", "aws_iam_instance_profile", "luna")
 	wantText(t, "instance profile role", m.text(t, profile, profile, "role"), "aws_iam_role.luna.name")
 
+	wantText(t, "user_data_b64", m.text(t, locals, locals, "user_data_b64"), "base64gzip(local.user_data)")
+	wantText(t, "user_data_fits", m.text(t, locals, locals, "user_data_fits"), "local.user_data_bytes <= 16384")
 	// User data: the template gets exactly the variables it uses, the
 	// startup script is the repository's.
 	wantText(t, "startup_script", m.text(t, locals, locals, "startup_script"),
@@ -232,7 +247,10 @@ func TestAWSModuleContract(t *testing.T) {
 	wantText(t, "release_sha256", passed["release_sha256"], "var.release_sha256")
 	wantText(t, "startup_script", passed["startup_script"], "local.startup_script")
 	wantText(t, "passwd_ssm_parameter", passed["passwd_ssm_parameter"], `var.passwd_ssm_parameter == null ? "" : var.passwd_ssm_parameter`)
-	wantText(t, "passwd_from", passed["passwd_from"], `var.passwd_ssm_parameter == null ? "none" : ""`)
+	wantText(t, "passwd_from", passed["passwd_from"], "local.passwd_from")
+	wantText(t, "init_sql_from", passed["init_sql_from"], "local.init_sql_from")
+	wantText(t, "local.passwd_from", m.text(t, locals, locals, "passwd_from"),
+		`var.passwd_secret_arn != null ? "aws-secretsmanager:${var.passwd_secret_arn}" : var.passwd_ssm_parameter != null ? "" : "none"`)
 	wantText(t, "luna_env", passed["luna_env"], "local.luna_env")
 	if got := m.text(t, locals, locals, "luna_env"); !strings.Contains(got, `"LUNA_API_HOST_PORT=0.0.0.0:${var.api_port}", "LUNA_HEALTH_HOST_PORT=0.0.0.0:${var.health_port}"`) {
 		t.Errorf("luna_env does not set the module's ports: %s", got)
@@ -305,13 +323,14 @@ func TestAWSUserDataRuns(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "env")
 	initSQL := "CREATE TABLE t AS SELECT 42 AS answer;\n-- it's 'quoted'\n"
-	stub := "#!/bin/bash\nset -eu\n{\n  echo \"url=$LUNA_RELEASE_URL\"\n  echo \"sha=$LUNA_RELEASE_SHA256\"\n  echo \"ssm=$LUNA_PASSWD_SSM_PARAMETER\"\n  echo \"from=$LUNA_PASSWD_FROM\"\n  echo \"env=$LUNA_ENV\"\n  echo \"self=$0\"\n  printf %s \"$LUNA_INIT_SQL_B64\" | base64 -d\n} >" + out + "\n"
+	stub := "#!/bin/bash\nset -eu\n{\n  echo \"url=$LUNA_RELEASE_URL\"\n  echo \"sha=$LUNA_RELEASE_SHA256\"\n  echo \"ssm=$LUNA_PASSWD_SSM_PARAMETER\"\n  echo \"from=$LUNA_PASSWD_FROM\"\n  echo \"sqlfrom=$LUNA_INIT_SQL_FROM\"\n  echo \"env=$LUNA_ENV\"\n  echo \"self=$0\"\n  printf %s \"$LUNA_INIT_SQL_B64\" | base64 -d\n} >" + out + "\n"
 	ud := renderUserData(t, map[string]cty.Value{
 		"startup_script":       cty.StringVal(stub),
 		"release_url":          cty.StringVal("https://releases.example.com/luna_1.2.3_amd64.deb"),
 		"release_sha256":       cty.StringVal(strings.Repeat("ab", 32)),
 		"passwd_ssm_parameter": cty.StringVal("/luna/passwd"),
 		"passwd_from":          cty.StringVal(""),
+		"init_sql_from":        cty.StringVal("aws-ssm:/luna/init-sql"),
 		"luna_env":             cty.StringVal("LUNA_API_HOST_PORT=0.0.0.0:7688\nLUNA_MEMORY_LIMIT=80%"),
 		"init_sql_b64":         cty.StringVal(base64.StdEncoding.EncodeToString([]byte(initSQL))),
 	})
@@ -333,7 +352,7 @@ func TestAWSUserDataRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "url=https://releases.example.com/luna_1.2.3_amd64.deb\nsha=" + strings.Repeat("ab", 32) +
-		"\nssm=/luna/passwd\nfrom=\nenv=LUNA_API_HOST_PORT=0.0.0.0:7688\nLUNA_MEMORY_LIMIT=80%\nself=/usr/local/lib/luna/startup-aws-asg.sh\n" + initSQL
+		"\nssm=/luna/passwd\nfrom=\nsqlfrom=aws-ssm:/luna/init-sql\nenv=LUNA_API_HOST_PORT=0.0.0.0:7688\nLUNA_MEMORY_LIMIT=80%\nself=/usr/local/lib/luna/startup-aws-asg.sh\n" + initSQL
 	if string(got) != want {
 		t.Fatalf("startup script saw:\n%s\nwant:\n%s", got, want)
 	}
@@ -464,10 +483,20 @@ func TestAWSVariableValidation(t *testing.T) {
 		{"passwd_kms_key_arn", cty.StringVal("alias/luna"), "KMS key ARN"},
 		{"init_sql", cty.StringVal("CREATE TABLE t AS SELECT 1;"), ""},
 		{"init_sql", cty.StringVal(strings.Repeat("x", 8193)), "at most 8 KiB"},
-		{"release_url", cty.StringVal(""), "https:// URL"},
+		{"release_url", cty.StringVal(""), "https:// or s3://BUCKET/KEY URL"},
 		{"release_url", cty.StringVal("https://releases.example.com/luna_1.0.0_amd64.deb"), ""},
-		{"release_url", cty.StringVal("http://releases.example.com/luna.deb"), "https:// URL"},
-		{"release_url", cty.StringVal("https://x/'; rm -rf /'"), "https:// URL"},
+		{"release_url", cty.StringVal("http://releases.example.com/luna.deb"), "https:// or s3://BUCKET/KEY URL"},
+		{"release_url", cty.StringVal("https://x/'; rm -rf /'"), "https:// or s3://BUCKET/KEY URL"},
+		{"release_url", cty.StringVal("s3://luna-releases/v1/luna_1.0.0_amd64.deb"), ""},
+		{"release_url", cty.StringVal("s3://luna-releases"), "s3://BUCKET/KEY"},
+		{"release_url", cty.StringVal("gs://luna-releases/luna.deb"), "https:// or s3://"},
+		{"passwd_secret_arn", cty.StringVal("arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna/passwd-AbCdEf"), ""},
+		{"passwd_secret_arn", cty.NullVal(cty.String), ""},
+		{"passwd_secret_arn", cty.StringVal("luna/passwd"), "Secrets Manager secret ARN"},
+		{"init_sql_secret_arn", cty.StringVal("arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna/init-sql-AbCdEf"), ""},
+		{"init_sql_secret_arn", cty.StringVal("arn:aws:ssm:eu-west-1:123456789012:parameter/x"), "Secrets Manager secret ARN"},
+		{"init_sql_ssm_parameter", cty.StringVal("/luna/init-sql"), ""},
+		{"init_sql_ssm_parameter", cty.StringVal("/luna/init sql"), "SSM parameter name"},
 		{"release_sha256", cty.StringVal(strings.Repeat("0f", 32)), ""},
 		{"release_sha256", cty.StringVal("abc"), "64 lowercase hex"},
 		{"release_sha256", cty.StringVal(""), "64 lowercase hex"},

@@ -157,11 +157,16 @@ func TestDeploymentContract(t *testing.T) {
 			t.Errorf("the GCP module sets metadata %s, which scripts/startup-gcp-mig.sh does not read", a[1])
 		}
 	}
-	if !strings.Contains(gcpLocals, `luna-passwd-from = "gcp-metadata:luna-passwd"`) {
-		t.Errorf("the GCP module does not point luna-passwd-from at the luna-passwd attribute")
+	if !regexp.MustCompile(`luna-passwd-from\s+= var.no_passwd \? "none" : "gcp-secretmanager:\$\{local.passwd_secret\}"`).MatchString(gcpLocals) {
+		t.Errorf("the GCP module does not point luna-passwd-from at its Secret Manager secret")
 	}
-	if !strings.Contains(help, "gcp-metadata:<attribute>") {
-		t.Errorf("luna --help does not offer gcp-metadata:<attribute>, which the GCP module relies on")
+	if !strings.Contains(gcpLocals, `luna-init-sql-from = "gcp-secretmanager:${local.init_sql_secret}"`) {
+		t.Errorf("the GCP module does not point luna-init-sql-from at init_sql_secret")
+	}
+	for _, kind := range []string{"gcp-secretmanager:<secret>", "aws-ssm:<parameter>", "aws-secretsmanager:<secret-id>"} {
+		if !strings.Contains(help, kind) {
+			t.Errorf("luna --help does not offer %s, which the modules rely on", kind)
+		}
 	}
 	awsScript := readFile(t, "scripts/startup-aws-asg.sh")
 	userData := readFile(t, "terraform/modules/aws-asg/user-data.sh.tftpl")
@@ -190,6 +195,24 @@ func TestDeploymentContract(t *testing.T) {
 		}
 	}
 	provision := readFile(t, "packer/provision.sh")
+	// The image enables the packaged configure unit for its cloud, which
+	// runs the packaged startup script, and records its package where the
+	// startup scripts look.
+	if !strings.Contains(tmpl, `"LUNA_CONFIGURE=${source.type == "googlecompute" ? "gcp-mig" : "aws-asg"}"`) ||
+		!strings.Contains(provision, `systemctl enable "luna-configure@$configure.service"`) {
+		t.Errorf("packer does not enable luna-configure@gcp-mig or @aws-asg per cloud")
+	}
+	if !strings.Contains(readFile(t, "systemd/luna-configure@.service"), "\nExecStart="+packaging.LibDir+"/startup-%i.sh --image\n") {
+		t.Errorf("luna-configure@.service does not run %s/startup-%%i.sh --image", packaging.LibDir)
+	}
+	for _, script := range []string{"scripts/startup-gcp-mig.sh", "scripts/startup-aws-asg.sh"} {
+		if !strings.Contains(readFile(t, script), "\nRELEASE_RECORD=/var/lib/luna-release/release\n") {
+			t.Errorf("%s does not keep its release record in /var/lib/luna-release/release", script)
+		}
+	}
+	if !strings.Contains(provision, ">/var/lib/luna-release/release\n") {
+		t.Errorf("packer/provision.sh does not record the package in /var/lib/luna-release/release")
+	}
 	for _, s := range regexp.MustCompile(`(?m)^(LUNA_[A-Z0-9_]+)=`).FindAllStringSubmatch(provision, -1) {
 		if !settings[s[1]] {
 			t.Errorf("packer/provision.sh sets %s, which luna --help does not know", s[1])

@@ -4,7 +4,8 @@
 // and the SHA256SUMS file covering them.
 //
 // The maintainer scripts of the Debian package live next to this file in
-// deb/; the unit and the environment file come from systemd/.
+// deb/; the units and the environment file come from systemd/, the startup
+// scripts the image's luna-configure@ unit runs from scripts/.
 package packaging
 
 import (
@@ -50,7 +51,19 @@ const (
 	UnitPath    = "/lib/systemd/system/luna.service"
 	EnvPath     = "/etc/luna/luna.env"
 	InitSQLPath = "/etc/luna/init.d"
+	// ConfigureUnitPath is the template unit a Luna image enables as
+	// luna-configure@gcp-mig.service or luna-configure@aws-asg.service: it
+	// runs LibDir/startup-<instance>.sh --image at every boot.
+	ConfigureUnitPath = "/lib/systemd/system/luna-configure@.service"
+	LibDir            = "/usr/lib/luna"
 )
+
+// sources are the repository files the package and the tarball are made of.
+var sources = []string{
+	"systemd/luna.service", "systemd/luna-configure@.service", "systemd/luna.env",
+	"packaging/deb/postinst", "scripts/install.sh",
+	"scripts/startup-gcp-mig.sh", "scripts/startup-aws-asg.sh",
+}
 
 // Options say what to package and where to put it.
 type Options struct {
@@ -58,8 +71,8 @@ type Options struct {
 	Version string
 	// Luna and Lunactl are the built binaries.
 	Luna, Lunactl string
-	// SourceDir is the repository root: systemd/luna.service,
-	// systemd/luna.env, packaging/deb/ and scripts/install.sh come from it.
+	// SourceDir is the repository root: the files in sources and
+	// packaging/deb/ come from it.
 	SourceDir string
 	// OutDir receives the artifacts; it is created if needed.
 	OutDir string
@@ -105,7 +118,7 @@ func (o Options) validate() error {
 			return fmt.Errorf("%s %s is not an executable file", f.what, f.path)
 		}
 	}
-	for _, rel := range []string{"systemd/luna.service", "systemd/luna.env", "packaging/deb/postinst", "scripts/install.sh"} {
+	for _, rel := range sources {
 		if _, err := os.Stat(filepath.Join(o.SourceDir, rel)); err != nil {
 			return fmt.Errorf("source directory %s: %w", o.SourceDir, err)
 		}
@@ -167,6 +180,10 @@ func debInfo(o Options) *nfpm.Info {
 				{Source: o.Luna, Destination: BinPath, FileInfo: mode(0o755)},
 				{Source: o.Lunactl, Destination: CtlPath, FileInfo: mode(0o755)},
 				{Source: src("systemd/luna.service"), Destination: UnitPath, FileInfo: mode(0o644)},
+				{Source: src("systemd/luna-configure@.service"), Destination: ConfigureUnitPath, FileInfo: mode(0o644)},
+				{Destination: LibDir, Type: files.TypeDir, FileInfo: mode(0o755)},
+				{Source: src("scripts/startup-gcp-mig.sh"), Destination: LibDir + "/startup-gcp-mig.sh", FileInfo: mode(0o755)},
+				{Source: src("scripts/startup-aws-asg.sh"), Destination: LibDir + "/startup-aws-asg.sh", FileInfo: mode(0o755)},
 				{Destination: "/etc/luna", Type: files.TypeDir, FileInfo: mode(0o755)},
 				{Destination: InitSQLPath, Type: files.TypeDir, FileInfo: mode(0o755)},
 				// The environment file may hold the password: root only

@@ -1,6 +1,9 @@
 # Luna VM images for GCP and AWS: Debian 12 with the Luna package installed
-# and enabled, cleaned so every instance starts fresh. Build with
-# `make image-gcp` or `make image-aws`.
+# and luna-configure@gcp-mig.service or luna-configure@aws-asg.service
+# enabled, which configures Luna from the instance metadata (GCP) or user
+# data (AWS) at every boot and starts it, so an instance needs no startup
+# script; cleaned so every instance starts fresh. Build with `make image-gcp`
+# or `make image-aws`.
 
 packer {
   required_version = ">= 1.9.0"
@@ -92,6 +95,7 @@ build {
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
     environment_vars = [
       "LUNA_DEB=/tmp/luna.deb",
+      "LUNA_CONFIGURE=${source.type == "googlecompute" ? "gcp-mig" : "aws-asg"}",
       "LUNA_BAKE_EXTENSIONS=${join(" ", var.bake_extensions)}",
     ]
   }

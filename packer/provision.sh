@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Runs on the image's build instance: installs the Luna package the way the
 # startup scripts (scripts/startup-*.sh) do, with apt and the local luna.env
-# kept, and optionally pre-installs DuckDB extensions. The service is left
-# disabled: the instance's startup script writes its password source and
-# preload first, then enables and starts it, so no instance ever serves
-# without the password it was given.
+# kept, records it as they do (so an instance whose release URL names this
+# package downloads nothing), and optionally pre-installs DuckDB extensions.
+# luna.service is left disabled and luna-configure@<LUNA_CONFIGURE>.service
+# enabled instead: at every boot it runs the packaged startup script, which
+# writes the password source and the startup SQL from the instance's
+# metadata (GCP) or user data (AWS) first and then enables and starts
+# luna.service, so no instance ever serves without the password it was given
+# and none needs a startup script of its own.
 #   LUNA_DEB               the uploaded .deb (absolute path)
+#   LUNA_CONFIGURE         gcp-mig or aws-asg: the cloud the image is for
 #   LUNA_BAKE_EXTENSIONS   space-separated extension names, may be empty
 set -euo pipefail
 
@@ -13,6 +18,8 @@ die() { echo "provision.sh: $*" >&2; exit 1; }
 
 deb=${LUNA_DEB:?LUNA_DEB must name the uploaded .deb}
 [[ $deb == /* && -f $deb ]] || die "no package at $deb"
+configure=${LUNA_CONFIGURE:-}
+[[ $configure == gcp-mig || $configure == aws-asg ]] || die "LUNA_CONFIGURE must be gcp-mig or aws-asg, got '$configure'"
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
@@ -20,8 +27,14 @@ apt-get update
 apt-get -y -o Dpkg::Options::=--force-confold upgrade
 apt-get install -y -q -o DPkg::Lock::Timeout=300 \
 	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$deb"
+# The startup scripts' release record (RELEASE_RECORD in
+# scripts/startup-*.sh): the image holds this package.
+install -d -m 0755 /var/lib/luna-release
+echo "$(sha256sum "$deb" | cut -d' ' -f1) $(dpkg-deb -f "$deb" Version)" >/var/lib/luna-release/release
+chmod 0644 /var/lib/luna-release/release
 rm -f "$deb"
 systemctl disable luna.service
+systemctl enable "luna-configure@$configure.service"
 /usr/bin/luna --version
 
 # Extensions are installed by the service itself, so they land in its own

@@ -1,50 +1,129 @@
 #!/usr/bin/env bash
-# Startup script of a Luna node in an AWS auto scaling group, for a stock
-# Debian image. The launch template's user data exports the settings below
-# and runs this script (cloud-init runs user data as root at first boot); it
-# installs the Luna Debian package from a release URL, configures the node
-# and starts luna.service, returning once /readyz answers.
+# Startup script of a Luna node in an AWS auto scaling group on a stock
+# Debian image, run by the launch template's user data with these settings
+# exported; the Luna AMI runs it at every boot (luna-configure@aws-asg,
+# --image: settings from the user data's export lines, the password source
+# else from the tag luna-passwd-from). It installs the release, configures
+# the node and starts luna.service, returning once /readyz answers. Safe to
+# run at every boot; the password never goes to disk.
 #
-#   LUNA_RELEASE_URL            http(s) URL of luna_<version>_amd64.deb (required)
-#   LUNA_RELEASE_SHA256         its SHA-256, 64 hex digits (required)
-#   LUNA_PASSWD_SSM_PARAMETER   SSM parameter holding the password; the server
-#                               reads it at every start (LUNA_PASSWD_FROM=aws-ssm:<name>)
-#   LUNA_PASSWD_FROM            another password source (aws-secretsmanager:<id>,
-#                               aws-imds:<tag>), or none for no password; one of
-#                               the two is required
-#   LUNA_INIT_SQL_B64           startup SQL, base64, written to
-#                               /etc/luna/init.d/50-preload.sql; empty: none
-#   LUNA_ENV                    more luna.env settings, one LUNA_*=value a line
-#   AWS_REGION                  the region for the AWS API calls of the server;
-#                               default: the instance's, from IMDSv2 (at
-#                               AWS_EC2_METADATA_SERVICE_ENDPOINT if set)
-#   LUNA_READY_TIMEOUT          seconds to wait for /readyz (default 300)
+#   LUNA_RELEASE_URL           the .deb: s3://BUCKET/KEY (instance role) or
+#                              https:// (a presigned URL expires); optional
+#                              where luna is installed
+#   LUNA_RELEASE_SHA256        its SHA-256; not downloaded when installed
+#   LUNA_PASSWD_SSM_PARAMETER  SSM SecureString holding the password, or
+#   LUNA_PASSWD_FROM           aws-secretsmanager:<id>, aws-imds:<tag>, none
+#   LUNA_INIT_SQL_B64          startup SQL, base64 (init.d/50-preload.sql)
+#   LUNA_INIT_SQL_FROM         startup SQL with credentials, e.g.
+#                              aws-ssm:/luna/init-sql (init.d/40-secret.sql)
+#   LUNA_ENV                   more luna.env settings, LUNA_*=value lines
+#   AWS_REGION                 default: the instance's
+#   LUNA_READY_TIMEOUT         seconds to wait for /readyz (default 300)
 #
-# The password itself is never written to disk. Safe to run at every boot:
-# the same version is not reinstalled, files are only rewritten when their
-# content changes, and a running service is only restarted when its
-# configuration changed.
+# Also read: AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_ENDPOINT_URL_S3 (or
+# AWS_ENDPOINT_URL; path-style), AWS_ACCESS_KEY_ID and so on (else the
+# instance role).
 set -euo pipefail
 
 PROG=startup-aws-asg
 IMDS=${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}
 IMDS=${IMDS%/}
+EXAMPLE_SOURCE=aws-ssm:/luna/passwd
+image=no
+case ${1:-} in
+"") ;;
+--image) image=yes ;;
+*)
+	echo "usage: $0 [--image]" >&2
+	exit 2
+	;;
+esac
 
-# instance_region asks IMDSv2 for the instance's region.
-instance_region() {
-	local token
-	token=$(curl -sS -f --max-time 5 --retry 5 --retry-connrefused -X PUT \
+imds_token=
+imds_session() {
+	[[ -n $imds_token ]] && return
+	imds_token=$(curl -sSf --max-time 5 --retry 5 --retry-connrefused -X PUT \
 		-H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$IMDS/latest/api/token") ||
 		die "cannot get an IMDSv2 token from $IMDS (set AWS_REGION)"
-	curl -sS -f --max-time 5 --retry 5 --retry-connrefused \
-		-H "X-aws-ec2-metadata-token: $token" "$IMDS/latest/meta-data/placement/region" ||
-		die "cannot read the region from $IMDS (set AWS_REGION)"
+}
+
+# imds_get PATH prints instance metadata (after imds_session); nothing
+# when it is not there.
+imds_get() {
+	local f code
+	f=$(mktemp)
+	code=$(curl -sS --max-time 5 --retry 5 --retry-connrefused -H "X-aws-ec2-metadata-token: $imds_token" \
+		-o "$f" -w '%{http_code}' "$IMDS/latest/$1") || code=none
+	case $code in
+	200) gzip -dcf <"$f" ;; # user data may be gzipped
+	404) ;;
+	*)
+		rm -f "$f"
+		die "cannot read $1 from $IMDS (HTTP $code)"
+		;;
+	esac
+	rm -f "$f"
+}
+
+# json_string KEY JSON: a string of the role credentials' flat JSON.
+json_string() { sed -n 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"\\]*\)".*/\1/p' <<<"$2" | head -n 1; }
+
+# fetch_s3 s3://BUCKET/KEY FILE, signed (SigV4) with the instance role's
+# credentials, which go to curl through a pipe, not its command line.
+fetch_s3() {
+	local rest=${1#s3://} b k id secret token role creds ep
+	b=${rest%%/*} k=${rest#*/}
+	k=${k//+/%2B}
+	if [[ -n ${AWS_ACCESS_KEY_ID:-} && -n ${AWS_SECRET_ACCESS_KEY:-} ]]; then
+		id=$AWS_ACCESS_KEY_ID secret=$AWS_SECRET_ACCESS_KEY token=${AWS_SESSION_TOKEN:-}
+	else
+		imds_session
+		role=$(imds_get meta-data/iam/security-credentials/ | head -n 1)
+		[[ -n $role ]] || die "$1: the instance has no IAM role to read it with"
+		creds=$(imds_get "meta-data/iam/security-credentials/$role")
+		id=$(json_string AccessKeyId "$creds") secret=$(json_string SecretAccessKey "$creds") token=$(json_string Token "$creds")
+	fi
+	ep=${AWS_ENDPOINT_URL_S3:-${AWS_ENDPOINT_URL:-}}
+	if [[ -n $ep ]]; then
+		ep=${ep%/}/$b
+	elif [[ $b == *.* ]]; then
+		ep=https://s3.$region.amazonaws.com/$b
+	else
+		ep=https://$b.s3.$region.amazonaws.com
+	fi
+	curl -fsS --retry 5 --retry-connrefused --retry-delay 2 --max-time 600 --aws-sigv4 "aws:amz:$region:s3" \
+		-K <(echo "user = \"$id:$secret\""
+			[[ -z $token ]] || echo "header = \"x-amz-security-token: $token\"") \
+		-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -o "$2" "$ep/$k"
+}
+
+fetch_gs() { die "$1: gs:// needs a Google service account; on AWS use s3:// or https://"; }
+
+fetch_secret() { AWS_REGION=$region /usr/bin/luna fetch-secret "$1"; }
+
+# import_user_data TEXT exports the values of its export LUNA_*='...'
+# lines (across lines; '\'' is a quote) the environment lacks.
+import_user_data() {
+	local text=$1 name value
+	while [[ $text =~ (^|$'\n')export\ (LUNA_[A-Z0-9_]+|AWS_REGION)=\' ]]; do
+		name=${BASH_REMATCH[2]} value='' text=${text#*"${BASH_REMATCH[0]}"}
+		while :; do
+			[[ $text == *"'"* ]] || die "the user data's value of $name has no closing quote"
+			value+=${text%%"'"*} text=${text#*"'"}
+			[[ $text == "\\''"* ]] || break
+			value+="'" text=${text#"\\''"}
+		done
+		[[ -n ${!name+set} ]] || export "$name=$value"
+	done
 }
 
 # --- common: begin (identical in startup-gcp-mig.sh and startup-aws-asg.sh) ---
 
 ENV_FILE=/etc/luna/luna.env
 PRELOAD=/etc/luna/init.d/50-preload.sql
+SECRET_SQL=/etc/luna/init.d/40-secret.sql
+# "SHA256 VERSION" of the installed package (the image build writes it too).
+RELEASE_RECORD=/var/lib/luna-release/release
 changed=no
 
 log() { echo "$PROG: $*" >&2; }
@@ -54,18 +133,30 @@ die() {
 }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root"
+# The image's luna-configure@ unit and a startup script may run at once.
+exec 9>/run/luna-startup.lock
+flock 9
 
-# check_release URL SHA256 rejects malformed values before anything is
-# downloaded or changed.
+# check_release URL SHA256: no URL only where luna is installed.
 check_release() {
-	[[ -n $1 ]] || die "no release URL: set $URL_SOURCE"
-	[[ $1 =~ ^https?://[^[:space:]]+$ ]] || die "release URL must be http:// or https://, got '$1'"
+	if [[ -z $1 ]]; then
+		[[ -n $(installed_version) ]] || die "no release URL: set $URL_SOURCE"
+		return
+	fi
+	[[ $1 =~ ^(https?://[^[:space:]]+|(gs|s3)://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/[A-Za-z0-9._~/+-]+)$ ]] ||
+		die "release URL must be http://, https://, gs://BUCKET/OBJECT or s3://BUCKET/KEY (object: letters, digits, ._~/+-), got '$1'"
 	[[ -n $2 ]] || die "no release SHA-256: set $SHA_SOURCE"
 	[[ $2 =~ ^[0-9a-fA-F]{64}$ ]] || die "release SHA-256 must be 64 hex digits, got '$2'"
 }
 
-# check_env_lines TEXT validates extra luna.env settings: LUNA_NAME=value
-# lines, blank lines and # comments. Passwords never go to disk.
+# check_source WHAT VALUE [none]: KIND:NAME, or none if allowed. The value
+# is not shown: it may be a password in the wrong place.
+check_source() {
+	[[ $2 =~ ^[a-z0-9-]+:[^[:space:]]+$ || (${3:-} == none && $2 == none) ]] ||
+		die "$1 must be KIND:NAME (e.g. $EXAMPLE_SOURCE)${3:+ or none}"
+}
+
+# check_env_lines TEXT: LUNA_NAME=value lines, blanks and # comments.
 check_env_lines() {
 	local line name
 	while IFS= read -r line; do
@@ -81,10 +172,28 @@ check_env_lines() {
 	done <<<"$1"
 }
 
-# install_release URL SHA256 downloads the package, verifies it and installs
-# it unless that version is already installed.
+installed_version() {
+	local s
+	s=$(dpkg-query -W -f='${Status} ${Version}' luna 2>/dev/null || true)
+	[[ $s == "install ok installed "* ]] && echo "${s#install ok installed }"
+	return 0
+}
+
+# install_release URL SHA256 installs the package, unless the record says
+# the installed one came from a file of this SHA-256: then nothing is even
+# downloaded. gs:// and s3:// go through fetch_gs and fetch_s3.
 install_release() {
-	local url=$1 want=${2,,} dir deb got pkg version status
+	local url=$1 want=${2,,} dir deb got pkg version installed rec=''
+	installed=$(installed_version)
+	if [[ -z $url ]]; then
+		log "no release URL: keeping the installed luna $installed"
+		return
+	fi
+	[[ -f $RELEASE_RECORD ]] && rec=$(<"$RELEASE_RECORD")
+	if [[ -n $installed && $rec == "$want $installed" ]]; then
+		log "luna $installed is already installed from a package of this SHA-256: not downloading $url"
+		return
+	fi
 	# Not /tmp: it may be a small tmpfs. Readable by apt's _apt user.
 	dir=$(mktemp -d -p /var/tmp luna-release.XXXXXX)
 	chmod 0755 "$dir"
@@ -92,50 +201,63 @@ install_release() {
 	trap "rm -rf '$dir'" EXIT
 	deb=$dir/luna.deb
 	log "downloading $url"
-	curl -fsSL --retry 5 --retry-connrefused --retry-delay 2 --max-time 600 -o "$deb" "$url" ||
-		die "downloading $url failed"
+	case $url in
+	gs://*) fetch_gs "$url" "$deb" ;;
+	s3://*) fetch_s3 "$url" "$deb" ;;
+	*) curl -fsSL --retry 5 --retry-connrefused --retry-delay 2 --max-time 600 -o "$deb" "$url" ;;
+	esac || die "downloading $url failed"
 	got=$(sha256sum "$deb" | cut -d' ' -f1)
-	if [[ $got != "$want" ]]; then
-		die "SHA-256 mismatch for $url: expected $want, got $got; not installing it"
-	fi
+	[[ $got == "$want" ]] || die "SHA-256 mismatch for $url: expected $want, got $got; not installing it"
 	pkg=$(dpkg-deb -f "$deb" Package) || die "$url is not a Debian package"
 	[[ $pkg == luna ]] || die "$url holds the package '$pkg', not luna"
 	version=$(dpkg-deb -f "$deb" Version)
-	status=$(dpkg-query -W -f='${Status} ${Version}' luna 2>/dev/null || true)
-	if [[ $status == "install ok installed $version" ]]; then
+	if [[ $installed == "$version" ]]; then
 		log "luna $version is already installed"
-		return
+	else
+		log "installing luna $version"
+		# The package's own luna.env never replaces a local one.
+		local apt=(apt-get install -y -q -o DPkg::Lock::Timeout=300
+			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$deb")
+		if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}"; then
+			# A fresh image may have no package lists to resolve dependencies.
+			DEBIAN_FRONTEND=noninteractive apt-get update -q
+			DEBIAN_FRONTEND=noninteractive "${apt[@]}" || die "installing luna $version failed"
+		fi
+		# An upgrade restarted a running service (postinst); a first
+		# install left it stopped for start_service.
 	fi
-	log "installing luna $version"
-	# The package's own luna.env never replaces a local one (--force-confold).
-	local apt=(apt-get install -y -q -o DPkg::Lock::Timeout=300
-		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$deb")
-	if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}"; then
-		# A fresh image may have no package lists to resolve dependencies.
-		DEBIAN_FRONTEND=noninteractive apt-get update -q
-		DEBIAN_FRONTEND=noninteractive "${apt[@]}" || die "installing luna $version failed"
+	if [[ $rec != "$want $version" ]]; then
+		mkdir -p "${RELEASE_RECORD%/*}"
+		echo "$want $version" >"$RELEASE_RECORD"
+		log "recorded luna $version (SHA-256 $want) in $RELEASE_RECORD"
 	fi
-	# An upgrade restarted a running service already (the package's
-	# postinst); a first install left it stopped for start_service.
 }
 
-# write_file PATH MODE CONTENT [WHAT] replaces PATH when its content differs.
+# write_file PATH MODE OWNER CONTENT [WHAT] replaces PATH when its content,
+# mode or owner differs.
 write_file() {
-	local path=$1 mode=$2 content=$3 what=${4:+ ($4)} tmp
-	if [[ -f $path ]] && [[ $(cat "$path") == "$content" ]]; then
+	local tmp
+	if [[ -f $1 && $(stat -c '%a %U:%G' "$1") == "${2#0} $3" && $(<"$1") == "$4" ]]; then
 		return
 	fi
-	tmp=$(mktemp "$path.XXXXXX")
-	printf '%s\n' "$content" >"$tmp"
-	chmod "$mode" "$tmp"
-	mv -f "$tmp" "$path"
-	log "wrote $path$what"
+	tmp=$(mktemp "$1.XXXXXX")
+	printf '%s\n' "$4" >"$tmp"
+	chown "$3" "$tmp"
+	chmod "$2" "$tmp"
+	mv -f "$tmp" "$1"
+	log "wrote $1${5:+ ($5)}"
+	changed=yes
+}
+
+remove_file() {
+	[[ -e $1 ]] || return 0
+	rm -f "$1"
+	log "removed $1"
 	changed=yes
 }
 
 # set_env NAME VALUE sets NAME=VALUE in luna.env, replacing the line that
-# sets it (or else its commented-out default); an empty VALUE removes the
-# setting.
+# sets it (or else its commented-out default); an empty VALUE removes it.
 set_env() {
 	local name=$1 value=$2 content
 	[[ $value != *$'\n'* ]] || die "the value of $name must be one line"
@@ -153,10 +275,9 @@ set_env() {
 		}
 		{ print }
 		END { if (!done && v != "") print n "=" v }' "$ENV_FILE")
-	write_file "$ENV_FILE" 0600 "$content" "$name"
+	write_file "$ENV_FILE" 0600 root:root "$content" "$name"
 }
 
-# apply_env_lines TEXT applies checked LUNA_NAME=value lines.
 apply_env_lines() {
 	local line
 	while IFS= read -r line; do
@@ -165,9 +286,26 @@ apply_env_lines() {
 	done <<<"$1"
 }
 
-# env_value NAME prints the value luna.env sets for NAME.
 env_value() {
 	awk -v n="$1=" 'index($0, n) == 1 { v = substr($0, length(n) + 1) } END { print v }' "$ENV_FILE"
+}
+
+# write_init_sql SQL SOURCE: the startup SQL, and the SQL the secret SOURCE
+# holds (CREATE SECRET ...), fetched by the installed luna. Both may hold
+# credentials: root and the service's group only.
+write_init_sql() {
+	local sql
+	if [[ -n $1 ]]; then
+		write_file "$PRELOAD" 0640 root:luna "$1"
+	else
+		remove_file "$PRELOAD"
+	fi
+	if [[ -n $2 ]]; then
+		sql=$(fetch_secret "$2") || die "fetching the startup SQL from $2 failed"
+		write_file "$SECRET_SQL" 0640 root:luna "$sql" "from $2"
+	else
+		remove_file "$SECRET_SQL"
+	fi
 }
 
 # start_service (re)starts luna.service as needed and waits for /readyz.
@@ -215,9 +353,17 @@ URL_SOURCE=LUNA_RELEASE_URL
 SHA_SOURCE=LUNA_RELEASE_SHA256
 ENV_SOURCE=LUNA_ENV
 
+if [[ $image == yes ]]; then
+	imds_session
+	import_user_data "$(imds_get user-data)"
+	[[ -n ${LUNA_PASSWD_FROM:-}${LUNA_PASSWD_SSM_PARAMETER:-} ]] ||
+		LUNA_PASSWD_FROM=$(imds_get meta-data/tags/instance/luna-passwd-from)
+fi
 url=${LUNA_RELEASE_URL:-}
 sha=${LUNA_RELEASE_SHA256:-}
 init_sql=$(base64 -d <<<"${LUNA_INIT_SQL_B64:-}") || die "LUNA_INIT_SQL_B64 is not valid base64"
+init_sql_from=${LUNA_INIT_SQL_FROM:-}
+[[ -z $init_sql_from ]] || check_source "the startup SQL source LUNA_INIT_SQL_FROM" "$init_sql_from"
 if [[ -n ${LUNA_PASSWD_FROM:-} ]]; then
 	passwd_from=$LUNA_PASSWD_FROM
 elif [[ -n ${LUNA_PASSWD_SSM_PARAMETER:-} ]]; then
@@ -227,15 +373,15 @@ elif [[ -n ${LUNA_PASSWD_SSM_PARAMETER:-} ]]; then
 else
 	die "no password source: set LUNA_PASSWD_SSM_PARAMETER (or LUNA_PASSWD_FROM; none runs without a password)"
 fi
-[[ $passwd_from == none || $passwd_from =~ ^[a-z0-9-]+:[^[:space:]]+$ ]] ||
-	die "the password source LUNA_PASSWD_FROM must be KIND:NAME (e.g. aws-ssm:/luna/passwd) or none"
+check_source "the password source LUNA_PASSWD_FROM" "$passwd_from" none
 extra_env=${LUNA_ENV:-}
 
 check_release "$url" "$sha"
 check_env_lines "$extra_env"
 region=${AWS_REGION:-}
 if [[ -z $region ]]; then
-	region=$(instance_region)
+	imds_session
+	region=$(imds_get meta-data/placement/region)
 fi
 [[ $region =~ ^[a-z0-9-]+$ ]] || die "bad AWS region '$region'"
 
@@ -251,12 +397,6 @@ fi
 # up itself.
 set_env AWS_REGION "$region"
 apply_env_lines "$extra_env"
-if [[ -n $init_sql ]]; then
-	write_file "$PRELOAD" 0644 "$init_sql"
-elif [[ -e $PRELOAD ]]; then
-	rm -f "$PRELOAD"
-	log "removed $PRELOAD"
-	changed=yes
-fi
+write_init_sql "$init_sql" "$init_sql_from"
 
 start_service

@@ -3,16 +3,30 @@
 # Debian image (set it as the instance metadata startup-script). It installs
 # the Luna Debian package from a release URL, configures the node from
 # instance metadata and starts luna.service, returning once /readyz answers.
+# The Luna image runs it from its package at every boot
+# (luna-configure@gcp-mig.service, with --image), so that an instance with
+# only the metadata below ends up serving too.
 #
 # Instance metadata attributes (an environment variable of the same meaning
 # wins over its attribute, even when set empty; with all of them set the
 # script asks no metadata server):
 #
-#   luna-release-url      LUNA_RELEASE_URL      http(s) URL of luna_<version>_amd64.deb (required)
-#   luna-release-sha256   LUNA_RELEASE_SHA256   its SHA-256, 64 hex digits (required)
+#   luna-release-url      LUNA_RELEASE_URL      URL of luna_<version>_amd64.deb: gs://BUCKET/OBJECT
+#                                               (read with the service account) or https:// (a
+#                                               presigned URL expires: a node created after
+#                                               that cannot install it); optional where luna
+#                                               is installed
+#   luna-release-sha256   LUNA_RELEASE_SHA256   its SHA-256 (required with a URL); a package
+#                                               installed from a file of this SHA-256 is
+#                                               not downloaded again
 #   luna-init-sql         LUNA_INIT_SQL_B64     startup SQL (the variable: base64), written to
 #                                               /etc/luna/init.d/50-preload.sql; empty: none
-#   luna-passwd-from      LUNA_PASSWD_FROM      where the server reads its password; default
+#   luna-init-sql-from    LUNA_INIT_SQL_FROM    startup SQL holding credentials (CREATE SECRET),
+#                                               fetched at every boot from a secret source, e.g.
+#                                               gcp-secretmanager:luna-init-sql, written to
+#                                               /etc/luna/init.d/40-secret.sql; empty: none
+#   luna-passwd-from      LUNA_PASSWD_FROM      where the server reads its password, e.g.
+#                                               gcp-secretmanager:luna-passwd; default
 #                                               gcp-metadata:luna-passwd (the luna-passwd
 #                                               attribute); none: no password
 #   luna-env              LUNA_ENV              more luna.env settings, one LUNA_*=value a line
@@ -20,38 +34,54 @@
 #
 # The metadata server is metadata.google.internal unless GCE_METADATA_HOST
 # (host:port, as Google's libraries read it) names another; then the server
-# is told the same, so it reads its password there too. The password itself
-# is never written to disk: the server fetches it at every start.
+# is told the same, so it reads its password there too. gs:// URLs are read
+# through the storage JSON API, at STORAGE_EMULATOR_HOST if set. The
+# password itself is never written to disk: the server fetches it at every
+# start.
 #
-# Safe to run at every boot: the same version is not reinstalled, files are
-# only rewritten when their content changes, and a running service is only
-# restarted when its configuration changed.
+# Safe to run at every boot: a package already installed from a file of the
+# wanted SHA-256 is not even downloaded, files are only rewritten when their
+# content changes, and a running service is only restarted when its
+# configuration changed.
 set -euo pipefail
 
 PROG=startup-gcp-mig
 METADATA_HOST=${GCE_METADATA_HOST:-metadata.google.internal}
+EXAMPLE_SOURCE=gcp-secretmanager:luna-passwd
 
-# metadata NAME prints the instance attribute NAME, nothing when it is not
-# set, and fails when the metadata server cannot be asked.
-metadata() {
+case ${1:-} in
+"" | --image) ;; # the settings come from metadata either way
+*)
+	echo "usage: $0 [--image]" >&2
+	exit 2
+	;;
+esac
+
+# metadata_get PATH prints the metadata value at PATH (under
+# computeMetadata/v1), nothing when it is not set, and fails when the
+# metadata server cannot be asked.
+metadata_get() {
 	local body code
 	body=$(mktemp)
 	if ! code=$(curl -sS --max-time 10 --retry 10 --retry-connrefused --retry-delay 1 \
 		-H 'Metadata-Flavor: Google' -o "$body" -w '%{http_code}' \
-		"http://$METADATA_HOST/computeMetadata/v1/instance/attributes/$1"); then
+		"http://$METADATA_HOST/computeMetadata/v1/$1"); then
 		rm -f "$body"
-		die "cannot reach the metadata server at $METADATA_HOST for attribute $1 (set GCE_METADATA_HOST, or the LUNA_* variables)"
+		die "cannot reach the metadata server at $METADATA_HOST for $1 (set GCE_METADATA_HOST, or the LUNA_* variables)"
 	fi
 	case $code in
 	200) cat "$body" ;;
 	404) ;;
 	*)
 		rm -f "$body"
-		die "metadata attribute $1: the metadata server answered HTTP $code"
+		die "metadata $1: the metadata server answered HTTP $code"
 		;;
 	esac
 	rm -f "$body"
 }
+
+# metadata NAME prints the instance attribute NAME.
+metadata() { metadata_get "instance/attributes/$1"; }
 
 # setting VAR ATTRIBUTE prints $VAR when it is set (even empty), else the
 # metadata attribute.
@@ -63,10 +93,37 @@ setting() {
 	fi
 }
 
+# fetch_gs gs://BUCKET/OBJECT FILE downloads an object through the storage
+# JSON API with the access token of the instance's service account (which
+# needs storage.objects.get on it). The token goes to curl through a pipe,
+# never on its command line.
+fetch_gs() {
+	local rest=${1#gs://} object token base
+	object=${rest#*/}
+	object=${object//\//%2F}
+	token=$(metadata_get instance/service-accounts/default/token |
+		sed -n 's/.*"access_token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
+	[[ -n $token ]] || die "the metadata server has no access token for $1: does the instance have a service account?"
+	base=${STORAGE_EMULATOR_HOST:-https://storage.googleapis.com}
+	[[ $base == *://* ]] || base=http://$base
+	curl -fsS --retry 5 --retry-connrefused --retry-delay 2 --max-time 600 \
+		-H @<(echo "Authorization: Bearer $token") \
+		-o "$2" "${base%/}/storage/v1/b/${rest%%/*}/o/${object//+/%2B}?alt=media"
+}
+
+fetch_s3() { die "$1: s3:// release URLs need AWS credentials; on GCP use gs:// or https://"; }
+
+# fetch_secret SOURCE prints a secret with the installed server's own
+# client (luna fetch-secret), credentials from the metadata server.
+fetch_secret() { /usr/bin/luna fetch-secret "$1"; }
+
 # --- common: begin (identical in startup-gcp-mig.sh and startup-aws-asg.sh) ---
 
 ENV_FILE=/etc/luna/luna.env
 PRELOAD=/etc/luna/init.d/50-preload.sql
+SECRET_SQL=/etc/luna/init.d/40-secret.sql
+# "SHA256 VERSION" of the installed package (the image build writes it too).
+RELEASE_RECORD=/var/lib/luna-release/release
 changed=no
 
 log() { echo "$PROG: $*" >&2; }
@@ -76,18 +133,30 @@ die() {
 }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root"
+# The image's luna-configure@ unit and a startup script may run at once.
+exec 9>/run/luna-startup.lock
+flock 9
 
-# check_release URL SHA256 rejects malformed values before anything is
-# downloaded or changed.
+# check_release URL SHA256: no URL only where luna is installed.
 check_release() {
-	[[ -n $1 ]] || die "no release URL: set $URL_SOURCE"
-	[[ $1 =~ ^https?://[^[:space:]]+$ ]] || die "release URL must be http:// or https://, got '$1'"
+	if [[ -z $1 ]]; then
+		[[ -n $(installed_version) ]] || die "no release URL: set $URL_SOURCE"
+		return
+	fi
+	[[ $1 =~ ^(https?://[^[:space:]]+|(gs|s3)://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/[A-Za-z0-9._~/+-]+)$ ]] ||
+		die "release URL must be http://, https://, gs://BUCKET/OBJECT or s3://BUCKET/KEY (object: letters, digits, ._~/+-), got '$1'"
 	[[ -n $2 ]] || die "no release SHA-256: set $SHA_SOURCE"
 	[[ $2 =~ ^[0-9a-fA-F]{64}$ ]] || die "release SHA-256 must be 64 hex digits, got '$2'"
 }
 
-# check_env_lines TEXT validates extra luna.env settings: LUNA_NAME=value
-# lines, blank lines and # comments. Passwords never go to disk.
+# check_source WHAT VALUE [none]: KIND:NAME, or none if allowed. The value
+# is not shown: it may be a password in the wrong place.
+check_source() {
+	[[ $2 =~ ^[a-z0-9-]+:[^[:space:]]+$ || (${3:-} == none && $2 == none) ]] ||
+		die "$1 must be KIND:NAME (e.g. $EXAMPLE_SOURCE)${3:+ or none}"
+}
+
+# check_env_lines TEXT: LUNA_NAME=value lines, blanks and # comments.
 check_env_lines() {
 	local line name
 	while IFS= read -r line; do
@@ -103,10 +172,28 @@ check_env_lines() {
 	done <<<"$1"
 }
 
-# install_release URL SHA256 downloads the package, verifies it and installs
-# it unless that version is already installed.
+installed_version() {
+	local s
+	s=$(dpkg-query -W -f='${Status} ${Version}' luna 2>/dev/null || true)
+	[[ $s == "install ok installed "* ]] && echo "${s#install ok installed }"
+	return 0
+}
+
+# install_release URL SHA256 installs the package, unless the record says
+# the installed one came from a file of this SHA-256: then nothing is even
+# downloaded. gs:// and s3:// go through fetch_gs and fetch_s3.
 install_release() {
-	local url=$1 want=${2,,} dir deb got pkg version status
+	local url=$1 want=${2,,} dir deb got pkg version installed rec=''
+	installed=$(installed_version)
+	if [[ -z $url ]]; then
+		log "no release URL: keeping the installed luna $installed"
+		return
+	fi
+	[[ -f $RELEASE_RECORD ]] && rec=$(<"$RELEASE_RECORD")
+	if [[ -n $installed && $rec == "$want $installed" ]]; then
+		log "luna $installed is already installed from a package of this SHA-256: not downloading $url"
+		return
+	fi
 	# Not /tmp: it may be a small tmpfs. Readable by apt's _apt user.
 	dir=$(mktemp -d -p /var/tmp luna-release.XXXXXX)
 	chmod 0755 "$dir"
@@ -114,50 +201,63 @@ install_release() {
 	trap "rm -rf '$dir'" EXIT
 	deb=$dir/luna.deb
 	log "downloading $url"
-	curl -fsSL --retry 5 --retry-connrefused --retry-delay 2 --max-time 600 -o "$deb" "$url" ||
-		die "downloading $url failed"
+	case $url in
+	gs://*) fetch_gs "$url" "$deb" ;;
+	s3://*) fetch_s3 "$url" "$deb" ;;
+	*) curl -fsSL --retry 5 --retry-connrefused --retry-delay 2 --max-time 600 -o "$deb" "$url" ;;
+	esac || die "downloading $url failed"
 	got=$(sha256sum "$deb" | cut -d' ' -f1)
-	if [[ $got != "$want" ]]; then
-		die "SHA-256 mismatch for $url: expected $want, got $got; not installing it"
-	fi
+	[[ $got == "$want" ]] || die "SHA-256 mismatch for $url: expected $want, got $got; not installing it"
 	pkg=$(dpkg-deb -f "$deb" Package) || die "$url is not a Debian package"
 	[[ $pkg == luna ]] || die "$url holds the package '$pkg', not luna"
 	version=$(dpkg-deb -f "$deb" Version)
-	status=$(dpkg-query -W -f='${Status} ${Version}' luna 2>/dev/null || true)
-	if [[ $status == "install ok installed $version" ]]; then
+	if [[ $installed == "$version" ]]; then
 		log "luna $version is already installed"
-		return
+	else
+		log "installing luna $version"
+		# The package's own luna.env never replaces a local one.
+		local apt=(apt-get install -y -q -o DPkg::Lock::Timeout=300
+			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$deb")
+		if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}"; then
+			# A fresh image may have no package lists to resolve dependencies.
+			DEBIAN_FRONTEND=noninteractive apt-get update -q
+			DEBIAN_FRONTEND=noninteractive "${apt[@]}" || die "installing luna $version failed"
+		fi
+		# An upgrade restarted a running service (postinst); a first
+		# install left it stopped for start_service.
 	fi
-	log "installing luna $version"
-	# The package's own luna.env never replaces a local one (--force-confold).
-	local apt=(apt-get install -y -q -o DPkg::Lock::Timeout=300
-		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$deb")
-	if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}"; then
-		# A fresh image may have no package lists to resolve dependencies.
-		DEBIAN_FRONTEND=noninteractive apt-get update -q
-		DEBIAN_FRONTEND=noninteractive "${apt[@]}" || die "installing luna $version failed"
+	if [[ $rec != "$want $version" ]]; then
+		mkdir -p "${RELEASE_RECORD%/*}"
+		echo "$want $version" >"$RELEASE_RECORD"
+		log "recorded luna $version (SHA-256 $want) in $RELEASE_RECORD"
 	fi
-	# An upgrade restarted a running service already (the package's
-	# postinst); a first install left it stopped for start_service.
 }
 
-# write_file PATH MODE CONTENT [WHAT] replaces PATH when its content differs.
+# write_file PATH MODE OWNER CONTENT [WHAT] replaces PATH when its content,
+# mode or owner differs.
 write_file() {
-	local path=$1 mode=$2 content=$3 what=${4:+ ($4)} tmp
-	if [[ -f $path ]] && [[ $(cat "$path") == "$content" ]]; then
+	local tmp
+	if [[ -f $1 && $(stat -c '%a %U:%G' "$1") == "${2#0} $3" && $(<"$1") == "$4" ]]; then
 		return
 	fi
-	tmp=$(mktemp "$path.XXXXXX")
-	printf '%s\n' "$content" >"$tmp"
-	chmod "$mode" "$tmp"
-	mv -f "$tmp" "$path"
-	log "wrote $path$what"
+	tmp=$(mktemp "$1.XXXXXX")
+	printf '%s\n' "$4" >"$tmp"
+	chown "$3" "$tmp"
+	chmod "$2" "$tmp"
+	mv -f "$tmp" "$1"
+	log "wrote $1${5:+ ($5)}"
+	changed=yes
+}
+
+remove_file() {
+	[[ -e $1 ]] || return 0
+	rm -f "$1"
+	log "removed $1"
 	changed=yes
 }
 
 # set_env NAME VALUE sets NAME=VALUE in luna.env, replacing the line that
-# sets it (or else its commented-out default); an empty VALUE removes the
-# setting.
+# sets it (or else its commented-out default); an empty VALUE removes it.
 set_env() {
 	local name=$1 value=$2 content
 	[[ $value != *$'\n'* ]] || die "the value of $name must be one line"
@@ -175,10 +275,9 @@ set_env() {
 		}
 		{ print }
 		END { if (!done && v != "") print n "=" v }' "$ENV_FILE")
-	write_file "$ENV_FILE" 0600 "$content" "$name"
+	write_file "$ENV_FILE" 0600 root:root "$content" "$name"
 }
 
-# apply_env_lines TEXT applies checked LUNA_NAME=value lines.
 apply_env_lines() {
 	local line
 	while IFS= read -r line; do
@@ -187,9 +286,26 @@ apply_env_lines() {
 	done <<<"$1"
 }
 
-# env_value NAME prints the value luna.env sets for NAME.
 env_value() {
 	awk -v n="$1=" 'index($0, n) == 1 { v = substr($0, length(n) + 1) } END { print v }' "$ENV_FILE"
+}
+
+# write_init_sql SQL SOURCE: the startup SQL, and the SQL the secret SOURCE
+# holds (CREATE SECRET ...), fetched by the installed luna. Both may hold
+# credentials: root and the service's group only.
+write_init_sql() {
+	local sql
+	if [[ -n $1 ]]; then
+		write_file "$PRELOAD" 0640 root:luna "$1"
+	else
+		remove_file "$PRELOAD"
+	fi
+	if [[ -n $2 ]]; then
+		sql=$(fetch_secret "$2") || die "fetching the startup SQL from $2 failed"
+		write_file "$SECRET_SQL" 0640 root:luna "$sql" "from $2"
+	else
+		remove_file "$SECRET_SQL"
+	fi
 }
 
 # start_service (re)starts luna.service as needed and waits for /readyz.
@@ -244,10 +360,11 @@ if [[ -n ${LUNA_INIT_SQL_B64+set} ]]; then
 else
 	init_sql=$(metadata luna-init-sql)
 fi
+init_sql_from=$(setting LUNA_INIT_SQL_FROM luna-init-sql-from)
+[[ -z $init_sql_from ]] || check_source "the startup SQL source (luna-init-sql-from or LUNA_INIT_SQL_FROM)" "$init_sql_from"
 passwd_from=$(setting LUNA_PASSWD_FROM luna-passwd-from)
 passwd_from=${passwd_from:-gcp-metadata:luna-passwd}
-[[ $passwd_from == none || $passwd_from =~ ^[a-z0-9-]+:[^[:space:]]+$ ]] ||
-	die "the password source (luna-passwd-from or LUNA_PASSWD_FROM) must be KIND:NAME (e.g. gcp-metadata:luna-passwd) or none"
+check_source "the password source (luna-passwd-from or LUNA_PASSWD_FROM)" "$passwd_from" none
 extra_env=$(setting LUNA_ENV luna-env)
 
 check_release "$url" "$sha"
@@ -264,12 +381,6 @@ fi
 # The server asks the same metadata server for its password.
 set_env GCE_METADATA_HOST "${GCE_METADATA_HOST:-}"
 apply_env_lines "$extra_env"
-if [[ -n $init_sql ]]; then
-	write_file "$PRELOAD" 0644 "$init_sql"
-elif [[ -e $PRELOAD ]]; then
-	rm -f "$PRELOAD"
-	log "removed $PRELOAD"
-	changed=yes
-fi
+write_init_sql "$init_sql" "$init_sql_from"
 
 start_service

@@ -11,6 +11,7 @@ declare -A WANT=(
 	[debootstrap]=debootstrap
 	[systemd-nspawn]=systemd-container
 	[shellcheck]=shellcheck
+	[haproxy]=haproxy
 )
 
 missing=()

@@ -173,6 +173,7 @@ type appliance struct {
 	lunactl    string
 	api        string
 	health     string
+	passwd     string // the password clients send, once one is set
 	httpClient *http.Client
 }
 

@@ -10,10 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/lunadb/luna/server/objstore/objstoretest"
 )
 
 // The two package versions the tests build: the git describe input and the
@@ -153,6 +159,12 @@ func (r *recorder) add(s string) {
 	r.reqs = append(r.reqs, s)
 }
 
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = nil
+}
+
 func (r *recorder) list() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -161,12 +173,14 @@ func (r *recorder) list() []string {
 
 // fakeGCEMetadata serves instance attributes the way the GCE metadata
 // server does: only to requests with Metadata-Flavor: Google, 404 for an
-// attribute that is not set. Every request is recorded as "METHOD PATH" (and
-// " NO-FLAVOR" when the header was missing).
+// attribute that is not set. With a token set it also hands out the
+// default service account's access token. Every request is recorded as
+// "METHOD PATH" (and " NO-FLAVOR" when the header was missing).
 type fakeGCEMetadata struct {
 	recorder
 	mu    sync.Mutex
 	attrs map[string]string
+	token string
 }
 
 func (f *fakeGCEMetadata) set(name, value string) {
@@ -183,6 +197,14 @@ func (f *fakeGCEMetadata) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.add(r.Method + " " + r.URL.Path)
+	f.mu.Lock()
+	token := f.token
+	f.mu.Unlock()
+	if r.Method == http.MethodGet && r.URL.Path == "/computeMetadata/v1/instance/service-accounts/default/token" && token != "" {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":%q,"expires_in":3599,"token_type":"Bearer"}`, token)
+		return
+	}
 	name, ok := strings.CutPrefix(r.URL.Path, "/computeMetadata/v1/instance/attributes/")
 	f.mu.Lock()
 	v, set := f.attrs[name]
@@ -195,38 +217,70 @@ func (f *fakeGCEMetadata) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, v)
 }
 
-// fakeIMDS is the part of EC2's IMDSv2 the AWS startup script uses: a
-// session token, then the region with that token.
+// fakeIMDS is the part of EC2's IMDSv2 the AWS startup script and the
+// AWS SDK use: a session token, then with that token the region, the
+// instance role's credentials, the user data and instance tags. Requests
+// are recorded as "METHOD PATH"; any other request, or one without the
+// token, is recorded as unexpected and refused.
 type fakeIMDS struct {
 	recorder
-	region string
+	region   string
+	role     string // with keyID and secret: the instance role's credentials
+	keyID    string
+	secret   string
+	session  string // their session token
+	userData string
+	tags     map[string]string
 }
 
 const imdsToken = "imds-test-token"
 
 func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" &&
-		r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") != "":
+	if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" && r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") != "" {
 		f.add("PUT /latest/api/token")
+		// As IMDS does; the SDK takes a token without it for a failure.
+		w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds"))
 		io.WriteString(w, imdsToken)
-	case r.Method == http.MethodGet && r.URL.Path == "/latest/meta-data/placement/region" &&
-		r.Header.Get("X-aws-ec2-metadata-token") == imdsToken:
-		f.add("GET /latest/meta-data/placement/region")
-		io.WriteString(w, f.region)
-	default:
+		return
+	}
+	if r.Method != http.MethodGet || r.Header.Get("X-aws-ec2-metadata-token") != imdsToken {
 		f.add(fmt.Sprintf("unexpected %s %s token=%q", r.Method, r.URL.Path, r.Header.Get("X-aws-ec2-metadata-token")))
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
 	}
+	p := r.URL.Path
+	creds, isCreds := strings.CutPrefix(p, "/latest/meta-data/iam/security-credentials/")
+	tag, isTag := strings.CutPrefix(p, "/latest/meta-data/tags/instance/")
+	switch {
+	case p == "/latest/meta-data/placement/region":
+		io.WriteString(w, f.region)
+	case isCreds && creds == "" && f.role != "":
+		io.WriteString(w, f.role)
+	case isCreds && creds == f.role && f.role != "":
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : %q,\n  \"Type\" : \"AWS-HMAC\",\n"+
+			"  \"AccessKeyId\" : %q,\n  \"SecretAccessKey\" : %q,\n  \"Token\" : %q,\n  \"Expiration\" : %q\n}",
+			time.Now().UTC().Format(time.RFC3339), f.keyID, f.secret, f.session, time.Now().Add(6*time.Hour).UTC().Format(time.RFC3339))
+	case p == "/latest/user-data" && f.userData != "":
+		io.WriteString(w, f.userData)
+	case isTag && f.tags[tag] != "":
+		io.WriteString(w, f.tags[tag])
+	default:
+		// The SDK asks for paths it may do without (extended role
+		// credentials); a 404 is what an instance without them answers.
+		f.add("404 GET " + p)
+		http.NotFound(w, r)
+		return
+	}
+	f.add("GET " + p)
 }
 
-// fakeSSM answers SSM GetParameter for one SecureString parameter, and
+// fakeSSM answers SSM GetParameter for SecureString parameters, and
 // records each request as the target, the decoded body and the credential
-// scope of its signature, so the test can assert exactly what the server
-// asked for.
+// scope of its signature, so the test can assert exactly what was asked.
 type fakeSSM struct {
 	recorder
-	name, value string
+	params map[string]string
 }
 
 func (f *fakeSSM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -246,12 +300,79 @@ func (f *fakeSSM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.add(fmt.Sprintf("%s %s %s name=%s decrypt=%v scope=%s", r.Method, r.URL.Path, r.Header.Get("X-Amz-Target"), in.Name, in.WithDecryption, scope))
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	if r.Header.Get("X-Amz-Target") != "AmazonSSM.GetParameter" || in.Name != f.name {
+	value, ok := f.params[in.Name]
+	if r.Header.Get("X-Amz-Target") != "AmazonSSM.GetParameter" || !ok {
 		w.WriteHeader(http.StatusBadRequest)
 		io.WriteString(w, `{"__type":"ParameterNotFound","message":"test server: unexpected request"}`)
 		return
 	}
-	fmt.Fprintf(w, `{"Parameter":{"Name":%q,"Type":"SecureString","Value":%q,"Version":1,"DataType":"text"}}`, f.name, f.value)
+	fmt.Fprintf(w, `{"Parameter":{"Name":%q,"Type":"SecureString","Value":%q,"Version":1,"DataType":"text"}}`, in.Name, value)
+}
+
+// s3Front stands in front of versitygw for clients that sign with session
+// credentials, which the gateway does not accept: it checks each request's
+// SigV4 signature against keyID, secret and session in region, records it
+// as "METHOD PATH ok" (or why not), and answers a valid GET from the
+// gateway.
+type s3Front struct {
+	recorder
+	keyID, secret, session, region string
+	s3                             *objstoretest.S3Server
+}
+
+func (f *s3Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := f.checkSignature(r); err != nil {
+		f.add(r.Method + " " + r.URL.EscapedPath() + " " + err.Error())
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	f.add(r.Method + " " + r.URL.EscapedPath() + " ok")
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	out, err := f.s3.Client().GetObject(r.Context(), &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	defer out.Body.Close()
+	io.Copy(w, out.Body)
+}
+
+// checkSignature signs a copy of r holding only the headers r says it
+// signed, as the SDK does for S3, and compares the signatures.
+func (f *s3Front) checkSignature(r *http.Request) error {
+	auth := r.Header.Get("Authorization")
+	m := regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/]+)/[0-9]{8}/([^/]+)/s3/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$`).FindStringSubmatch(auth)
+	switch {
+	case m == nil:
+		return fmt.Errorf("not a SigV4 Authorization: %q", auth)
+	case m[1] != f.keyID || m[2] != f.region:
+		return fmt.Errorf("signed by %s in %s, want %s in %s", m[1], m[2], f.keyID, f.region)
+	case r.Header.Get("X-Amz-Security-Token") != f.session:
+		return fmt.Errorf("session token %q", r.Header.Get("X-Amz-Security-Token"))
+	}
+	when, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+	if err != nil {
+		return fmt.Errorf("X-Amz-Date: %v", err)
+	}
+	c, err := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), nil)
+	if err != nil {
+		return err
+	}
+	for _, h := range strings.Split(m[3], ";") {
+		if h != "host" {
+			c.Header.Set(h, r.Header.Get(h))
+		}
+	}
+	creds := aws.Credentials{AccessKeyID: f.keyID, SecretAccessKey: f.secret, SessionToken: f.session}
+	err = v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).
+		SignHTTP(r.Context(), creds, c, r.Header.Get("X-Amz-Content-Sha256"), "s3", f.region, when)
+	if err != nil {
+		return err
+	}
+	if want := c.Header.Get("Authorization"); want != auth {
+		return fmt.Errorf("bad signature: got %q, want %q", auth, want)
+	}
+	return nil
 }
 
 // serve starts h on loopback for the test's lifetime and returns host:port.

@@ -6,17 +6,21 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lunadb/luna/internal/nspawn"
+	"github.com/lunadb/luna/server/objstore/objstoretest"
 )
 
 // TestDebPackage checks the built package with dpkg-deb: its control
@@ -66,12 +70,16 @@ func TestDebPackage(t *testing.T) {
 		got[strings.TrimSuffix(strings.TrimPrefix(f[5], "."), "/")] = f[0] + " " + f[1]
 	}
 	want := map[string]string{
-		"/usr/bin/luna":                    "-rwxr-xr-x root/root",
-		"/usr/bin/lunactl":                 "-rwxr-xr-x root/root",
-		"/lib/systemd/system/luna.service": "-rw-r--r-- root/root",
-		"/etc/luna":                        "drwxr-xr-x root/root",
-		"/etc/luna/init.d":                 "drwxr-xr-x root/root",
-		"/etc/luna/luna.env":               "-rw------- root/root",
+		"/usr/bin/luna":                               "-rwxr-xr-x root/root",
+		"/usr/bin/lunactl":                            "-rwxr-xr-x root/root",
+		"/lib/systemd/system/luna.service":            "-rw-r--r-- root/root",
+		"/etc/luna":                                   "drwxr-xr-x root/root",
+		"/etc/luna/init.d":                            "drwxr-xr-x root/root",
+		"/etc/luna/luna.env":                          "-rw------- root/root",
+		"/lib/systemd/system/luna-configure@.service": "-rw-r--r-- root/root",
+		"/usr/lib/luna":                               "drwxr-xr-x root/root",
+		"/usr/lib/luna/startup-gcp-mig.sh":            "-rwxr-xr-x root/root",
+		"/usr/lib/luna/startup-aws-asg.sh":            "-rwxr-xr-x root/root",
 	}
 	for path, mode := range want {
 		if got[path] != mode {
@@ -91,10 +99,13 @@ func TestDebPackage(t *testing.T) {
 	}
 	luna, lunactl := binaries(t)
 	for dst, src := range map[string]string{
-		"usr/bin/luna":                    luna,
-		"usr/bin/lunactl":                 lunactl,
-		"lib/systemd/system/luna.service": filepath.Join(repoRoot(), "systemd", "luna.service"),
-		"etc/luna/luna.env":               filepath.Join(repoRoot(), "systemd", "luna.env"),
+		"usr/bin/luna":                               luna,
+		"usr/bin/lunactl":                            lunactl,
+		"lib/systemd/system/luna.service":            filepath.Join(repoRoot(), "systemd", "luna.service"),
+		"etc/luna/luna.env":                          filepath.Join(repoRoot(), "systemd", "luna.env"),
+		"lib/systemd/system/luna-configure@.service": filepath.Join(repoRoot(), "systemd", "luna-configure@.service"),
+		"usr/lib/luna/startup-gcp-mig.sh":            filepath.Join(repoRoot(), "scripts", "startup-gcp-mig.sh"),
+		"usr/lib/luna/startup-aws-asg.sh":            filepath.Join(repoRoot(), "scripts", "startup-aws-asg.sh"),
 	} {
 		if !sameFile(t, filepath.Join(x, dst), src) {
 			t.Errorf("%s in the package differs from %s", dst, src)
@@ -552,10 +563,64 @@ func sha256Of(t *testing.T, path string) string {
 	return fmt.Sprintf("%x", sha256.Sum256(b))
 }
 
+// secretSQL is startup SQL the scripts fetch from a secret source
+// (LUNA_INIT_SQL_FROM), as CREATE SECRET statements would be.
+const secretSQL = "CREATE TABLE from_secret AS SELECT 'classified' AS s;"
+
+// checkInitSQLFiles checks the startup SQL files a startup script wrote:
+// their content and that only root and the service's group can read them.
+func (a *appliance) checkInitSQLFiles() {
+	t := a.t
+	t.Helper()
+	for path, want := range map[string]string{
+		"/etc/luna/init.d/50-preload.sql": preloadSQL,
+		"/etc/luna/init.d/40-secret.sql":  secretSQL + "\n",
+	} {
+		if got := a.Read(path); got != want {
+			t.Errorf("%s is %q, want %q", path, got, want)
+		}
+		if got := strings.TrimSpace(a.must("stat", "-c", "%a %U:%G", path)); got != "640 root:luna" {
+			t.Errorf("%s: mode and owner %q, want 640 root:luna", path, got)
+		}
+	}
+	if got := strings.TrimSpace(a.must("stat", "-c", "%a %U:%G", "/etc/luna/luna.env")); got != "600 root:root" {
+		t.Errorf("luna.env: mode and owner %q, want 600 root:root", got)
+	}
+	if got, err := a.queryPass("SELECT s FROM from_secret", a.passwd); err != nil || got != "classified" {
+		t.Errorf("the table of the secret startup SQL: %q %v", got, err)
+	}
+}
+
+// checkRecord checks the release record of the installed package.
+func (a *appliance) checkRecord(sum, version string) {
+	a.t.Helper()
+	if got, want := a.Read("var/lib/luna-release/release"), sum+" "+version+"\n"; got != want {
+		a.t.Errorf("the release record is %q, want %q", got, want)
+	}
+}
+
+// uploadGCS puts data into a fake-gcs-server bucket as object name.
+func uploadGCS(t *testing.T, host, bucket, name string, data []byte) {
+	t.Helper()
+	u := "http://" + host + "/upload/storage/v1/b/" + bucket + "/o?uploadType=media&name=" + url.QueryEscape(name)
+	resp, err := http.Post(u, "application/octet-stream", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("uploading gs://%s/%s: %s: %s", bucket, name, resp.Status, b)
+	}
+}
+
 // TestStartupGCP runs scripts/startup-gcp-mig.sh in the appliance against a
-// metadata server and a release URL on loopback: install, preload and the
-// password from metadata, a second run that changes nothing, a wrong
-// checksum refused, and an upgrade by changing the metadata.
+// metadata server, a Cloud Storage emulator and a release URL on loopback:
+// an install from a private gs:// bucket with the service account's token,
+// preload, secret startup SQL and the password from metadata, a second run
+// that downloads and changes nothing, a wrong checksum refused, an upgrade
+// by changing the metadata, and a run whose download would fail but is not
+// needed.
 func TestStartupGCP(t *testing.T) {
 	needRoot(t)
 	needTools(t, "systemd-nspawn", "nsenter", "debootstrap", "flock")
@@ -565,19 +630,32 @@ func TestStartupGCP(t *testing.T) {
 	deb1, deb2 := "luna_"+debV1+"_amd64.deb", "luna_"+debV2+"_amd64.deb"
 	sum1, sum2 := sha256Of(t, filepath.Join(dir, deb1)), sha256Of(t, filepath.Join(dir, deb2))
 
+	// The release in a private bucket; the recorder shows the token sent.
+	gcs := objstoretest.StartFakeGCS(t)
+	gcs.CreateBucket(t, "luna-releases")
+	deb1Bytes, err := os.ReadFile(filepath.Join(dir, deb1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uploadGCS(t, gcs.Host, "luna-releases", "releases/v1/"+deb1, deb1Bytes)
+	storage := objstoretest.StartRecorder(t, gcs.Host, nil)
+
 	a := newBareAppliance(t, lunactl, map[string]string{
 		filepath.Join(repoRoot(), "scripts", "startup-gcp-mig.sh"): "/root/startup-gcp-mig.sh",
 	})
-	const passwd = "gcp-Pa55-from-metadata-7f3a"
-	md := &fakeGCEMetadata{attrs: map[string]string{
-		"luna-release-url":    base + "/" + deb1,
+	a.passwd = "gcp-Pa55-from-metadata-7f3a"
+	const token = "ya29.startup-test-token"
+	md := &fakeGCEMetadata{token: token, attrs: map[string]string{
+		"luna-release-url":    "gs://luna-releases/releases/v1/" + deb1,
 		"luna-release-sha256": strings.ToUpper(sum1), // case does not matter
 		"luna-init-sql":       preloadSQL,
-		"luna-passwd":         passwd,
+		"luna-init-sql-from":  "gcp-metadata:luna-init-secret",
+		"luna-init-secret":    secretSQL,
+		"luna-passwd":         a.passwd,
 		"luna-env":            "# ports of this test\nLUNA_API_HOST_PORT=" + a.api + "\nLUNA_HEALTH_HOST_PORT=" + a.health + "\n",
 	}}
 	mdHost := serve(t, md)
-	env := []string{"GCE_METADATA_HOST=" + mdHost}
+	env := []string{"GCE_METADATA_HOST=" + mdHost, "STORAGE_EMULATOR_HOST=" + storage.Addr}
 	a.Boot()
 	a.waitBooted()
 
@@ -589,15 +667,25 @@ func TestStartupGCP(t *testing.T) {
 	if !strings.Contains(out, "installing luna "+debV1) || !strings.Contains(out, "luna is ready") {
 		t.Errorf("first run output:\n%s", out)
 	}
-	a.checkServing(passwd, "gcp-metadata:luna-passwd")
+	a.checkServing(a.passwd, "gcp-metadata:luna-passwd")
+	a.checkInitSQLFiles()
+	a.checkRecord(sum1, debV1)
 	if envFile := a.Read("etc/luna/luna.env"); !strings.Contains(envFile, "\nGCE_METADATA_HOST="+mdHost+"\n") ||
 		!strings.Contains(envFile, "\nLUNA_API_HOST_PORT="+a.api+"\n") {
 		t.Errorf("luna.env lacks the metadata host or the ports:\n%s", envFile)
 	}
+	// One download, through the JSON API, with the service account's token.
+	var gets []string
+	for _, r := range storage.Requests() {
+		gets = append(gets, r.Method+" "+r.URI+" "+r.Header.Get("Authorization"))
+	}
+	if want := "GET /storage/v1/b/luna-releases/o/releases%2Fv1%2F" + url.PathEscape(deb1) + "?alt=media Bearer " + token; len(gets) != 1 || gets[0] != want {
+		t.Errorf("storage requests %q, want [%q]", gets, want)
+	}
 	// The script asked for each setting with the flavor header, and the
 	// server read the password (luna-passwd).
 	reqs := strings.Join(md.list(), "\n")
-	for _, attr := range []string{"luna-release-url", "luna-release-sha256", "luna-init-sql", "luna-passwd-from", "luna-env", "luna-passwd"} {
+	for _, attr := range []string{"luna-release-url", "luna-release-sha256", "luna-init-sql", "luna-init-sql-from", "luna-init-secret", "luna-passwd-from", "luna-env", "luna-passwd"} {
 		if !strings.Contains(reqs+"\n", "GET /computeMetadata/v1/instance/attributes/"+attr+"\n") {
 			t.Errorf("no metadata request for %s:\n%s", attr, reqs)
 		}
@@ -607,16 +695,21 @@ func TestStartupGCP(t *testing.T) {
 	}
 
 	a.checkSecondRun(env, "/root/startup-gcp-mig.sh")
+	if n := len(storage.Requests()); n != 1 {
+		t.Errorf("the second run downloaded the release again (%d storage requests)", n)
+	}
 
-	// The second version's URL with the first one's checksum: refused,
+	// The second version with a checksum that is not its own: refused,
 	// the running version untouched.
 	before := a.startupState()
+	wrong := strings.Repeat("ab", 32)
 	md.set("luna-release-url", base+"/"+deb2)
+	md.set("luna-release-sha256", wrong)
 	out, err = a.ExecEnv(env, "/root/startup-gcp-mig.sh")
 	if err == nil {
 		t.Fatalf("a wrong checksum was accepted:\n%s", out)
 	}
-	if want := "SHA-256 mismatch for " + base + "/" + deb2 + ": expected " + sum1 + ", got " + sum2 + "; not installing it"; !strings.Contains(out, want) {
+	if want := "SHA-256 mismatch for " + base + "/" + deb2 + ": expected " + wrong + ", got " + sum2 + "; not installing it"; !strings.Contains(out, want) {
 		t.Errorf("wrong checksum: output lacks %q:\n%s", want, out)
 	}
 	if after := a.startupState(); after.pid != before.pid || after.stamps["/usr/bin/luna"] != before.stamps["/usr/bin/luna"] {
@@ -635,33 +728,62 @@ func TestStartupGCP(t *testing.T) {
 	if after := a.startupState(); after.pid == before.pid {
 		t.Error("the upgrade did not restart luna")
 	}
-	a.checkServing(passwd, "gcp-metadata:luna-passwd")
+	a.checkServing(a.passwd, "gcp-metadata:luna-passwd")
+	a.checkRecord(sum2, debV2)
 	t.Logf("release downloads: %q", files.list())
 
 	// Every setting from the environment: the script asks the metadata
-	// server nothing (and, as nothing changed, restarts nothing).
+	// server nothing (the server reads the secret startup SQL there) and,
+	// as nothing changed, restarts nothing.
 	asked := len(md.list())
-	out, err = a.ExecEnv(append(env,
+	settings := append(env,
 		"LUNA_RELEASE_URL="+base+"/"+deb2, "LUNA_RELEASE_SHA256="+sum2,
 		"LUNA_INIT_SQL_B64="+base64.StdEncoding.EncodeToString([]byte(preloadSQL)),
+		"LUNA_INIT_SQL_FROM=gcp-metadata:luna-init-secret",
 		"LUNA_PASSWD_FROM=gcp-metadata:luna-passwd",
-		"LUNA_ENV=LUNA_API_HOST_PORT="+a.api+"\nLUNA_HEALTH_HOST_PORT="+a.health), "/root/startup-gcp-mig.sh")
+		"LUNA_ENV=LUNA_API_HOST_PORT="+a.api+"\nLUNA_HEALTH_HOST_PORT="+a.health)
+	out, err = a.ExecEnv(settings, "/root/startup-gcp-mig.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out, "configuration is unchanged") {
 		t.Errorf("run with the settings in the environment:\n%s", out)
 	}
-	if reqs := md.list(); len(reqs) != asked {
-		t.Errorf("with every setting in the environment, the script still asked the metadata server: %q", reqs[asked:])
+	for _, r := range md.list()[asked:] {
+		if r != "GET /computeMetadata/v1/instance/attributes/luna-init-secret" {
+			t.Errorf("with every setting in the environment, the script still asked the metadata server for %q", r)
+		}
+	}
+
+	// A release URL nothing answers, for the installed package's SHA-256:
+	// nothing is downloaded, so the boot succeeds without the network.
+	downloads := len(files.list())
+	out, err = a.ExecEnv(append(env, "LUNA_RELEASE_URL=http://"+closedAddr(t)+"/"+deb2, "LUNA_RELEASE_SHA256="+sum2), "/root/startup-gcp-mig.sh")
+	if err != nil {
+		t.Fatalf("with an unreachable release URL for the installed version: %v", err)
+	}
+	if !strings.Contains(out, "luna "+debV2+" is already installed from a package of this SHA-256: not downloading") ||
+		!strings.Contains(out, "luna is ready") || strings.Contains(out, "startup-gcp-mig: downloading") {
+		t.Errorf("run with an unreachable release URL:\n%s", out)
+	}
+	if n := len(files.list()); n != downloads {
+		t.Errorf("release downloads: %q", files.list()[downloads:])
 	}
 }
 
+// closedAddr is a loopback host:port nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
+}
+
 // TestStartupAWS runs scripts/startup-aws-asg.sh in the appliance with its
-// settings in the environment, the region from a loopback IMDSv2 and the
-// password from a loopback SSM endpoint: malformed settings and a wrong
-// checksum are refused before anything is installed, then an install and a
-// second run that changes nothing.
+// settings in the environment, the region and the instance role's
+// credentials from a loopback IMDSv2, the release from a private S3 bucket
+// (versitygw, behind a front that checks the role's signature) and the
+// password and the secret startup SQL from a loopback SSM endpoint:
+// malformed settings and a wrong checksum are refused before anything is
+// installed, then an install and a second run that changes nothing.
 func TestStartupAWS(t *testing.T) {
 	needRoot(t)
 	needTools(t, "systemd-nspawn", "nsenter", "debootstrap", "flock")
@@ -672,14 +794,26 @@ func TestStartupAWS(t *testing.T) {
 	sum1, sum2 := sha256Of(t, filepath.Join(dir, deb1)), sha256Of(t, filepath.Join(dir, deb2))
 
 	const passwd = "aws-Pa55-from-ssm-91c2"
-	imds := &fakeIMDS{region: "eu-west-3"}
-	ssm := &fakeSSM{name: "/luna/passwd", value: passwd}
+	imds := &fakeIMDS{region: "eu-west-3", role: "luna-node",
+		keyID: "ASIAROLETEST", secret: "role/secret+key", session: "role-session/token+="}
+	ssm := &fakeSSM{params: map[string]string{"/luna/passwd": passwd, "/luna/init-sql": secretSQL}}
 	imdsURL, ssmURL := "http://"+serve(t, imds), "http://"+serve(t, ssm)
+	vgw := objstoretest.StartVersityGW(t)
+	vgw.CreateBucket(t, "luna-releases")
+	deb2Bytes, err := os.ReadFile(filepath.Join(dir, deb2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vgw.PutObject(t, "luna-releases", "releases/"+deb2, deb2Bytes)
+	s3 := &s3Front{keyID: imds.keyID, secret: imds.secret, session: imds.session, region: imds.region, s3: vgw}
+	s3URL := "http://" + serve(t, s3)
+	release := "s3://luna-releases/releases/" + deb2
 
 	script := "/root/startup-aws-asg.sh"
 	a := newBareAppliance(t, lunactl, map[string]string{
 		filepath.Join(repoRoot(), "scripts", "startup-aws-asg.sh"): script,
 	})
+	a.passwd = passwd
 	// Stands in for the instance profile and the regional endpoint, which
 	// the server's AWS SDK would find on EC2.
 	a.write("etc/systemd/system/luna.service.d/aws-test.conf", "[Service]\n"+
@@ -689,12 +823,16 @@ func TestStartupAWS(t *testing.T) {
 	a.waitBooted()
 
 	good := map[string]string{
-		"LUNA_RELEASE_URL":                  base + "/" + deb2,
+		"LUNA_RELEASE_URL":                  release,
 		"LUNA_RELEASE_SHA256":               sum2,
 		"LUNA_PASSWD_SSM_PARAMETER":         "/luna/passwd",
 		"LUNA_INIT_SQL_B64":                 base64.StdEncoding.EncodeToString([]byte(preloadSQL)),
+		"LUNA_INIT_SQL_FROM":                "aws-ssm:/luna/init-sql",
 		"LUNA_ENV":                          "LUNA_API_HOST_PORT=" + a.api + "\nLUNA_HEALTH_HOST_PORT=" + a.health,
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT": imdsURL,
+		"AWS_ENDPOINT_URL_S3":               s3URL,
+		// For luna fetch-secret, which takes the role's credentials.
+		"AWS_ENDPOINT_URL_SSM": ssmURL,
 	}
 	envWith := func(change map[string]string) []string {
 		var env []string
@@ -720,8 +858,12 @@ func TestStartupAWS(t *testing.T) {
 		{map[string]string{"LUNA_PASSWD_SSM_PARAMETER": "<unset>"}, "no password source: set LUNA_PASSWD_SSM_PARAMETER"},
 		{map[string]string{"LUNA_PASSWD_SSM_PARAMETER": "bad name!"}, "LUNA_PASSWD_SSM_PARAMETER must be an SSM parameter name"},
 		{map[string]string{"LUNA_PASSWD_FROM": "not a source"}, "LUNA_PASSWD_FROM must be KIND:NAME"},
+		{map[string]string{"LUNA_INIT_SQL_FROM": "none"}, "LUNA_INIT_SQL_FROM must be KIND:NAME"},
 		{map[string]string{"LUNA_RELEASE_URL": "<unset>"}, "no release URL: set LUNA_RELEASE_URL"},
-		{map[string]string{"LUNA_RELEASE_URL": "ftp://example/luna.deb"}, "release URL must be http:// or https://"},
+		{map[string]string{"LUNA_RELEASE_URL": "ftp://example/luna.deb"}, "release URL must be http://, https://, gs://BUCKET/OBJECT or s3://BUCKET/KEY"},
+		{map[string]string{"LUNA_RELEASE_URL": "s3://luna-releases/luna 1.deb"}, "release URL must be"},
+		{map[string]string{"LUNA_RELEASE_URL": "s3://Bad_Bucket/luna.deb"}, "release URL must be"},
+		{map[string]string{"LUNA_RELEASE_URL": "gs://luna-releases/" + deb2}, "gs:// needs a Google service account"},
 		{map[string]string{"LUNA_RELEASE_SHA256": ""}, "no release SHA-256: set LUNA_RELEASE_SHA256"},
 		{map[string]string{"LUNA_RELEASE_SHA256": "abc"}, "release SHA-256 must be 64 hex digits, got 'abc'"},
 		{map[string]string{"LUNA_INIT_SQL_B64": "!!not base64!!"}, "LUNA_INIT_SQL_B64 is not valid base64"},
@@ -729,7 +871,8 @@ func TestStartupAWS(t *testing.T) {
 		{map[string]string{"LUNA_ENV": "HOME=/"}, "bad setting 'HOME' in LUNA_ENV"},
 		{map[string]string{"LUNA_ENV": "LUNA_MEMORY_LIMIT=4GB\nLUNA_THREADS 4"}, "bad setting 'LUNA_THREADS 4' in LUNA_ENV"},
 		{map[string]string{"LUNA_RELEASE_URL": base + "/missing.deb"}, "downloading " + base + "/missing.deb failed"},
-		{map[string]string{"LUNA_RELEASE_SHA256": sum1}, "SHA-256 mismatch for " + base + "/" + deb2 + ": expected " + sum1 + ", got " + sum2 + "; not installing it"},
+		{map[string]string{"LUNA_RELEASE_URL": "s3://luna-releases/missing.deb"}, "downloading s3://luna-releases/missing.deb failed"},
+		{map[string]string{"LUNA_RELEASE_SHA256": sum1}, "SHA-256 mismatch for " + release + ": expected " + sum1 + ", got " + sum2 + "; not installing it"},
 	} {
 		out, err := a.ExecEnv(envWith(tc.change), script)
 		if err == nil || !strings.Contains(out, tc.want) {
@@ -749,6 +892,7 @@ func TestStartupAWS(t *testing.T) {
 	if len(ssm.list()) != 0 {
 		t.Errorf("refused runs reached SSM: %q", ssm.list())
 	}
+	s3.reset()
 
 	env := envWith(nil)
 	out, err := a.ExecEnv(env, script)
@@ -757,24 +901,45 @@ func TestStartupAWS(t *testing.T) {
 	}
 	t.Logf("first run:\n%s", nspawn.Tail(out, 12))
 	a.checkServing(passwd, "aws-ssm:/luna/passwd")
+	a.checkInitSQLFiles()
+	a.checkRecord(sum2, debV2)
 	if envFile := a.Read("etc/luna/luna.env"); !strings.Contains(envFile, "\nAWS_REGION=eu-west-3\n") {
 		t.Errorf("luna.env lacks the instance's region:\n%s", envFile)
 	}
-	ssmReqs := ssm.list()
-	if len(ssmReqs) == 0 {
-		t.Error("the server did not ask SSM for its password")
+	// The release: one GET signed with the role's session credentials.
+	if want := "GET /luna-releases/releases/" + strings.ReplaceAll(deb2, "+", "%2B") + " ok"; !slices.Equal(s3.list(), []string{want}) {
+		t.Errorf("S3 requests %q, want [%q]", s3.list(), want)
 	}
+	// The server read its password with its own credentials, the script
+	// the secret startup SQL with the role's.
+	ssmReqs := ssm.list()
+	var passwdReqs, sqlReqs int
 	for _, r := range ssmReqs {
-		if r != "POST / AmazonSSM.GetParameter name=/luna/passwd decrypt=true scope=AKIDLUNATEST/eu-west-3/ssm/aws4_request" {
+		switch r {
+		case "POST / AmazonSSM.GetParameter name=/luna/passwd decrypt=true scope=AKIDLUNATEST/eu-west-3/ssm/aws4_request":
+			passwdReqs++
+		case "POST / AmazonSSM.GetParameter name=/luna/init-sql decrypt=true scope=ASIAROLETEST/eu-west-3/ssm/aws4_request":
+			sqlReqs++
+		default:
 			t.Errorf("unexpected SSM request %q", r)
 		}
 	}
-	imdsReqs := imds.list()
-	for i, r := range imdsReqs {
-		if want := []string{"PUT /latest/api/token", "GET /latest/meta-data/placement/region"}[i%2]; r != want {
-			t.Errorf("IMDS request %d is %q, want %q (all: %q)", i, r, want, imdsReqs)
+	if passwdReqs == 0 || sqlReqs != 1 {
+		t.Errorf("SSM requests %q: want the password (by the server) and the startup SQL once (by the script)", ssmReqs)
+	}
+	imdsReqs := strings.Join(imds.list(), "\n")
+	for _, want := range []string{"PUT /latest/api/token", "GET /latest/meta-data/placement/region",
+		"GET /latest/meta-data/iam/security-credentials/", "GET /latest/meta-data/iam/security-credentials/luna-node"} {
+		if !strings.Contains(imdsReqs+"\n", want+"\n") {
+			t.Errorf("no IMDS request %q:\n%s", want, imdsReqs)
 		}
+	}
+	if strings.Contains(imdsReqs, "unexpected") {
+		t.Errorf("IMDS requests without a session token:\n%s", imdsReqs)
 	}
 
 	a.checkSecondRun(env, script)
+	if n := len(s3.list()); n != 1 {
+		t.Errorf("the second run downloaded the release again: %q", s3.list())
+	}
 }

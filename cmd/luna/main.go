@@ -2,6 +2,8 @@
 
 // Command luna is the Luna server: an in-memory DuckDB database served over
 // TCP, answering in Arrow IPC. It only wires flags to the server packages.
+// `luna fetch-secret SOURCE` prints a secret from a --passwd-from source,
+// for the startup scripts.
 package main
 
 import (
@@ -25,6 +27,9 @@ func main() {
 }
 
 func run() int {
+	if code, ok := runSubcommand(os.Args[1:]); ok {
+		return code
+	}
 	cfg, err := config.Parse(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, config.ErrHelp) {
 		return 0

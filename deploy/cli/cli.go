@@ -1,7 +1,8 @@
 // Package cli is the luna-deploy command line: it parses the subcommands
 // and flags, reads the startup script and key files, and calls the deploy
 // packages. cmd/luna-deploy only hands it the process's streams, signals
-// and environment; tests hand it fakes.
+// (a context cancelled by SIGINT or SIGTERM) and environment; tests hand
+// it fakes.
 package cli
 
 import (
@@ -12,6 +13,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,12 +37,53 @@ type Env struct {
 	PollInterval time.Duration
 }
 
-// Exit codes.
+// Exit codes. A command stopped by a signal exits with 128 plus the
+// signal's number, as a shell reports it: 130 for SIGINT, 143 for SIGTERM.
 const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
 )
+
+// SignalError is the cause of a context cancelled by a signal; Main reads
+// the signal from it for the exit code. The cause os/signal.NotifyContext
+// sets is understood too.
+type SignalError struct{ Signal syscall.Signal }
+
+func (e SignalError) Error() string { return e.Signal.String() + " signal received" }
+
+// Is makes a cancellation by a signal match context.Canceled, like
+// NotifyContext's own cause.
+func (e SignalError) Is(target error) bool { return target == context.Canceled }
+
+var signalNames = map[syscall.Signal]string{
+	syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM", syscall.SIGHUP: "SIGHUP", syscall.SIGQUIT: "SIGQUIT",
+}
+
+// signalled returns the exit code for a context ended by a signal, and the
+// signal's name, or false if ctx is still live. A context cancelled for
+// another reason counts as an interrupt.
+func signalled(ctx context.Context) (code int, name string, ok bool) {
+	if ctx.Err() == nil {
+		return 0, "", false
+	}
+	cause := context.Cause(ctx)
+	var se SignalError
+	if errors.As(cause, &se) {
+		name := signalNames[se.Signal]
+		if name == "" {
+			name = se.Signal.String()
+		}
+		return 128 + int(se.Signal), name, true
+	}
+	// NotifyContext's cause is unexported; its text names the signal.
+	for sig, name := range signalNames {
+		if cause != nil && cause.Error() == (SignalError{sig}).Error() {
+			return 128 + int(sig), name, true
+		}
+	}
+	return 128 + int(syscall.SIGINT), "cancelled", true
+}
 
 // errUsage marks a usage error already explained on stderr.
 var errUsage = errors.New("usage")
@@ -94,14 +137,31 @@ func Main(ctx context.Context, args []string, env Env) int {
 	if err == nil {
 		err = r.exec(ctx)
 	}
+	if code, sig, ok := signalled(ctx); ok && !errors.Is(err, errUsage) {
+		if cmd == "logs" {
+			// Ctrl-C is how a follow ends.
+			return exitOK
+		}
+		// Whatever got done, the operator stopped it: never report
+		// success, and say what may still be going on.
+		msg := "stopped (" + sig + ")"
+		switch cmd {
+		case "create", "update", "delete":
+			msg += ": an operation already sent goes on in the cloud; check with luna-deploy " + cloud + " status"
+		case "restart":
+			msg += ": the instance being restarted may still be starting; check with luna-deploy " + cloud + " status"
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			msg += " (" + err.Error() + ")"
+		}
+		fmt.Fprintf(env.Stderr, "luna-deploy %s %s: %s\n", cloud, cmd, msg)
+		return code
+	}
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, errUsage):
 		return exitUsage
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		// Ctrl-C: the operator asked to stop.
-		return exitOK
 	case errors.Is(err, deploy.ErrAborted):
 		fmt.Fprintf(env.Stderr, "luna-deploy: %v\n", err)
 		return exitError
@@ -134,8 +194,10 @@ Commands:
   update   copy the current template with only the changes the flags name, and roll
            the instances over to it (launch before terminate; --dry-run shows the diff)
   status   list the instances: state, health, zone, internal IP, version
-  restart  restart Luna on one instance after another over SSH, waiting for /readyz
-  logs     tail journalctl -u luna of every instance over SSH, merged
+  restart  restart Luna on one instance after another over SSH (or on --instance
+           ones), waiting for /readyz to answer 200 for --settle in between
+  logs     tail the journals of Luna and the startup script of every instance
+           over SSH, merged; follows instances that join, move or are replaced
   delete   remove the group and its templates (asks first unless --yes)
 
 Examples:

@@ -414,9 +414,35 @@ func TestLogs(t *testing.T) {
 	if !reflect.DeepEqual(a, want) || !reflect.DeepEqual(b, want) {
 		t.Errorf("logs:\n%s", r.stdout)
 	}
-	wantCmd := "sudo -n journalctl -u luna --no-pager -o json --output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM --since='1 hour ago' -n 5"
+	// Luna's unit and the startup script's, merged.
+	wantCmd := "sudo -n journalctl -u luna.service -u google-startup-scripts.service --no-pager -o json --output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM --since='1 hour ago' -n 5"
 	if got := f.srv.Commands(); len(got) != 2 || got[0] != wantCmd || got[1] != wantCmd {
 		t.Errorf("remote commands:\n%q\nwant twice:\n%q", got, wantCmd)
+	}
+}
+
+// TestLogsUnits: --unit replaces the default units; on AWS the startup
+// script runs in cloud-init's final stage.
+func TestLogsUnits(t *testing.T) {
+	h := newHarness(t)
+	h.twoInstances("127.0.0.1")
+	f := newSSH(t, func(cmd string, out, _ io.Writer) int { return 0 })
+	r := h.run("", append(append([]string{"mig", "logs", "--user", "root", "--unit", "luna.service", "--unit", "ssh.service,cron.service"}, gcpFlags...), f.flags()...)...)
+	if r.code != 0 {
+		t.Fatalf("logs: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := f.srv.Commands(); len(got) != 2 || !strings.HasPrefix(got[0], "journalctl -u luna.service -u ssh.service -u cron.service --no-pager ") {
+		t.Errorf("remote commands: %q", got)
+	}
+
+	h = newHarness(t)
+	h.aws.Answer("DescribeAutoScalingGroups", `<AutoScalingGroups><member><AutoScalingGroupName>luna</AutoScalingGroupName><Instances><member><InstanceId>i-1</InstanceId>
+		<LifecycleState>InService</LifecycleState></member></Instances></member></AutoScalingGroups>`)
+	h.aws.Answer("DescribeInstances", `<reservationSet><item><instancesSet><item><instanceId>i-1</instanceId><privateIpAddress>127.0.0.1</privateIpAddress></item></instancesSet></item></reservationSet>`)
+	f = newSSH(t, func(cmd string, out, _ io.Writer) int { return 0 })
+	r = h.run("", append([]string{"asg", "logs", "--region", "eu-west-1", "--user", "root"}, f.flags()...)...)
+	if got := f.srv.Commands(); r.code != 0 || len(got) != 1 || !strings.HasPrefix(got[0], "journalctl -u luna.service -u cloud-final.service --no-pager ") {
+		t.Errorf("asg logs: exit %d, commands %q\n%s", r.code, got, r.stderr)
 	}
 }
 
@@ -480,7 +506,7 @@ func TestRestart(t *testing.T) {
 		return 0
 	})
 	_, port, _ := net.SplitHostPort(ready.Listener.Addr().String())
-	r := h.run("", append(append([]string{"mig", "restart", "--user", "admin", "--health-port", port}, gcpFlags...), f.flags()...)...)
+	r := h.run("", append(append([]string{"mig", "restart", "--user", "admin", "--health-port", port, "--settle", "0"}, gcpFlags...), f.flags()...)...)
 	if r.code != 0 {
 		t.Fatalf("restart: exit %d\n%s", r.code, r.stderr)
 	}
@@ -527,12 +553,31 @@ func TestHostKeys(t *testing.T) {
 		t.Errorf("ran %d commands on a host with the wrong key", n)
 	}
 
-	// An unknown host.
+	// An unknown host, under strict.
 	os.WriteFile(f.known, nil, 0o600)
 	h.twoInstances("127.0.0.1")
-	r = h.run("", append(append([]string{"mig", "logs"}, gcpFlags...), f.flags()...)...)
+	r = h.run("", append(append([]string{"mig", "logs", "--host-key-policy", "strict"}, gcpFlags...), f.flags()...)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "is not in known_hosts") || !strings.Contains(r.stderr, "--insecure-ignore-host-key") {
-		t.Errorf("unknown host: exit %d\n%s", r.code, r.stderr)
+		t.Errorf("unknown host, strict: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(f.known); len(b) != 0 {
+		t.Errorf("strict wrote known_hosts: %s", b)
+	}
+
+	// By default (accept-new) it is recorded, with a notice, in the
+	// known_hosts file given, which need not exist yet.
+	fresh := filepath.Join(t.TempDir(), "new", "known_hosts")
+	args := append(append([]string{"mig", "logs"}, gcpFlags...), f.flags()...)
+	args[len(args)-4] = fresh // the --known-hosts value
+	r = h.run("", args...)
+	if b, _ := os.ReadFile(fresh); r.code != 0 || !strings.HasPrefix(string(b), knownhosts.Line([]string{f.srv.Addr}, f.srv.HostKey)+" luna-deploy-instance=luna-") ||
+		!strings.Contains(r.stderr, "recorded the host key of "+f.srv.Addr) {
+		t.Errorf("unknown host, accept-new: exit %d, known_hosts %q\n%s", r.code, b, r.stderr)
+	}
+
+	r = h.run("", append(append([]string{"mig", "logs", "--host-key-policy", "ask"}, gcpFlags...), f.flags()...)...)
+	if r.code != 2 || !strings.Contains(r.stderr, `--host-key-policy "ask": use accept-new or strict`) {
+		t.Errorf("bad policy: exit %d\n%s", r.code, r.stderr)
 	}
 
 	// The opt-out.
@@ -544,7 +589,7 @@ func TestHostKeys(t *testing.T) {
 	// A refused login: the server knows another client key.
 	key2, _ := sshtest.ClientKey(t)
 	os.WriteFile(f.known, []byte(knownhosts.Line([]string{f.srv.Addr}, f.srv.HostKey)+"\n"), 0o600)
-	args := append(append([]string{"mig", "logs"}, gcpFlags...), f.flags()...)
+	args = append(append([]string{"mig", "logs"}, gcpFlags...), f.flags()...)
 	args[len(args)-6] = key2 // the -i value
 	r = h.run("", args...)
 	if r.code != 1 || !strings.Contains(r.stderr, "login as") || !strings.Contains(r.stderr, "refused") {

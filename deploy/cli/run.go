@@ -63,8 +63,12 @@ type run struct {
 	lines       int
 	relist      time.Duration
 	readyWait   time.Duration
+	settle      time.Duration
 	healthPort  int
-	unit        string
+	unit        string   // restart
+	units       listFlag // logs
+	instances   listFlag // restart --instance
+	hostKeys    string
 	metadata    mapFlag
 	tags        listFlag
 	awsTags     mapFlag
@@ -89,10 +93,14 @@ var examples = map[string]string{
     --metadata luna-release-url=https://example.com/luna_1.1.0_amd64.deb --metadata luna-release-sha256=<sha256>
   # everything not named (password, startup SQL, image, ...) is copied from the group's current template;
   # --dry-run prints the changes (field: old → new) and sends nothing`,
-	"mig status":  `luna-deploy mig status --project my-proj --region europe-west1 --format json`,
-	"mig restart": `luna-deploy mig restart --project my-proj --region europe-west1 --user admin -i ~/.ssh/id_ed25519`,
-	"mig logs":    `luna-deploy mig logs --project my-proj --region europe-west1 -i ~/.ssh/id_ed25519 --follow --since "1 hour ago"`,
-	"mig delete":  `luna-deploy mig delete --project my-proj --region europe-west1 --name luna --yes`,
+	"mig status": `luna-deploy mig status --project my-proj --region europe-west1 --format json`,
+	"mig restart": `luna-deploy mig restart --project my-proj --region europe-west1 --user admin -i ~/.ssh/id_ed25519
+  # only some instances, in this order:
+  luna-deploy mig restart --project my-proj --region europe-west1 --user admin --instance luna-x1z2 --instance luna-q8w3`,
+	"mig logs": `luna-deploy mig logs --project my-proj --region europe-west1 -i ~/.ssh/id_ed25519 --follow --since "1 hour ago"
+  # Luna's entries only, without the startup script's:
+  luna-deploy mig logs --project my-proj --region europe-west1 --follow --unit luna.service`,
+	"mig delete": `luna-deploy mig delete --project my-proj --region europe-west1 --name luna --yes`,
 	"asg create": `luna-deploy asg create --region eu-west-1 --ami ami-0123456789abcdef0 --instance-type r7i.2xlarge \
     --subnet subnet-aaa,subnet-bbb --security-group sg-123 --instance-profile luna-node --key-name ops \
     --target-group-arn arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/luna/0123456789abcdef \
@@ -111,8 +119,8 @@ var summaries = map[string]string{
 	"create":  "Create the template and the group, wait until they are up, and print what was made.",
 	"update":  "Copy the group's current template with only the changes the flags name, and roll the group over to it, waiting until done.",
 	"status":  "List the group's instances: state, health, zone, internal IP and template version.",
-	"restart": "Restart Luna on each instance over SSH, one at a time, waiting for /readyz in between.",
-	"logs":    "Tail journalctl -u luna of every instance over SSH, merged and prefixed with the instance name.",
+	"restart": "Restart Luna on each instance over SSH (or on those --instance names), one at a time, waiting for /readyz to answer 200 for --settle in between.",
+	"logs":    "Tail the journal of Luna and of the startup script on every instance over SSH, merged and prefixed with the instance name.",
 	"delete":  "Delete the group and its templates, after a confirmation unless --yes.",
 }
 
@@ -291,12 +299,14 @@ func (r *run) sshFlags(fs *flag.FlagSet) {
 	fs.Var(&r.keys, "i", "private key file (repeatable); ssh-agent ($SSH_AUTH_SOCK) is used too")
 	fs.StringVar(&r.ssh.User, "user", "", "SSH user (default the local user name)")
 	fs.Var(&r.knownHosts, "known-hosts", "known_hosts file (repeatable; default ~/.ssh/known_hosts)")
+	fs.StringVar(&r.hostKeys, "host-key-policy", string(remote.AcceptNew),
+		"accept-new: record the key of an instance seen for the first time in the (first) known_hosts file, refuse a changed key unless luna-deploy recorded it for another instance (a replaced node at a reused address), and then replace the entry; strict: refuse hosts not in known_hosts")
 	fs.BoolVar(&r.ssh.InsecureIgnoreHostKey, "insecure-ignore-host-key", false, "do not check host keys (open to interception)")
 	fs.StringVar(&r.ssh.Jump, "jump", "", "bastion to connect through, [user@]host[:port]")
 	fs.BoolVar(&r.ssh.InternalIP, "internal-ip", false, "connect to the instances' internal IPs (default external)")
 	fs.IntVar(&r.ssh.Port, "ssh-port", 22, "SSH port of the instances")
-	fs.StringVar(&r.unit, "unit", "luna", "systemd unit")
 	if r.cmd == "logs" {
+		fs.Var(&r.units, "unit", "systemd unit whose entries to show (repeatable or comma-separated; default "+strings.Join(logUnits[r.cloud], " and ")+", the startup script's, so a node that fails to boot shows why)")
 		fs.BoolVar(&r.follow, "follow", false, "keep streaming new entries; picks up instances that join (Ctrl-C stops)")
 		fs.BoolVar(&r.follow, "f", false, "shorthand for --follow")
 		fs.StringVar(&r.since, "since", "", `show entries since this time (journalctl --since, e.g. "1 hour ago")`)
@@ -305,8 +315,12 @@ func (r *run) sshFlags(fs *flag.FlagSet) {
 		fs.DurationVar(&r.relist, "relist", 30*time.Second, "how often --follow lists the group again")
 	}
 	if r.cmd == "restart" {
+		fs.StringVar(&r.unit, "unit", "luna", "systemd unit to restart")
+		fs.Var(&r.instances, "instance", "restart only this instance (repeatable or comma-separated; in the order given)")
 		fs.IntVar(&r.healthPort, "health-port", deploy.HealthPort, "Luna's health port, polled for /readyz")
 		fs.DurationVar(&r.readyWait, "ready-timeout", 5*time.Minute, "longest wait for /readyz after each restart")
+		fs.DurationVar(&r.settle, "settle", 30*time.Second,
+			"how long /readyz must keep answering 200 before the next instance is restarted, so that the load balancer has it back in rotation first: its healthy threshold times its check interval, plus one interval (2 x 10s + 10s for the checks luna-deploy and the Terraform modules make)")
 	}
 }
 
@@ -374,8 +388,17 @@ func (r *run) finish() error {
 		if r.relist <= 0 && r.cmd == "logs" {
 			return bad("--relist must be positive")
 		}
+		if r.settle < 0 {
+			return bad("--settle must not be negative")
+		}
+		p, err := remote.ParseHostKeyPolicy(r.hostKeys)
+		if err != nil {
+			return bad("%v", err)
+		}
+		r.ssh.HostKeyPolicy = p
 		r.ssh.KeyFiles, r.ssh.KnownHosts = r.keys, r.knownHosts
 		r.ssh.AgentSocket = r.env.Getenv("SSH_AUTH_SOCK")
+		r.ssh.Notices = r.env.Stderr
 	}
 	return nil
 }
@@ -670,8 +693,12 @@ func (r *run) exec(ctx context.Context) error {
 			err = deploy.WriteInstances(r.env.Stdout, r.format, in)
 		}
 	case "logs":
+		units := []string(r.units)
+		if len(units) == 0 {
+			units = logUnits[r.cloud]
+		}
 		err = remote.Tail(ctx, f, dialer, remote.LogOptions{
-			Unit: r.unit, Follow: r.follow, Since: r.since, Lines: r.lines, Relist: r.relist,
+			Units: units, Follow: r.follow, Since: r.since, Lines: r.lines, Relist: r.relist,
 			Color: r.env.StdoutTTY, Notices: r.env.Stderr,
 		}, r.env.Stdout)
 		if ctx.Err() != nil {
@@ -680,8 +707,11 @@ func (r *run) exec(ctx context.Context) error {
 	case "restart":
 		var in []deploy.Instance
 		if in, err = f.Instances(ctx); err == nil {
+			in, err = r.pick(in)
+		}
+		if err == nil {
 			err = remote.RollingRestart(ctx, in, dialer, remote.RestartOptions{
-				Unit: r.unit, HealthPort: r.healthPort, Timeout: r.readyWait, Progress: r.progress(),
+				Unit: r.unit, HealthPort: r.healthPort, Timeout: r.readyWait, Settle: r.settle, Progress: r.progress(),
 			})
 		}
 	}
@@ -690,6 +720,50 @@ func (r *run) exec(ctx context.Context) error {
 	}
 	fmt.Fprint(r.env.Stdout, out)
 	return nil
+}
+
+// logUnits are the units logs shows by default: Luna's and the one that
+// runs the startup script (GCP's guest agent; cloud-init's final stage for
+// user data on AWS), so that a node that fails to install or start Luna
+// says why.
+var logUnits = map[string][]string{
+	"mig": {remote.DefaultUnit, "google-startup-scripts.service"},
+	"asg": {remote.DefaultUnit, "cloud-final.service"},
+}
+
+// pick returns the instances restart --instance names, in the order given;
+// without --instance, all of them.
+func (r *run) pick(all []deploy.Instance) ([]deploy.Instance, error) {
+	if len(r.instances) == 0 {
+		return all, nil
+	}
+	byName := map[string]deploy.Instance{}
+	var names []string
+	for _, in := range all {
+		byName[in.Name] = in
+		names = append(names, in.Name)
+	}
+	var out []deploy.Instance
+	var unknown []string
+	taken := map[string]bool{}
+	for _, n := range r.instances {
+		in, ok := byName[n]
+		switch {
+		case !ok:
+			unknown = append(unknown, fmt.Sprintf("%q", n))
+		case !taken[n]:
+			taken[n] = true
+			out = append(out, in)
+		}
+	}
+	if len(unknown) > 0 {
+		has := "it has no instances"
+		if len(names) > 0 {
+			has = "its instances: " + strings.Join(names, ", ")
+		}
+		return nil, fmt.Errorf("--instance %s: no such instance in group %s (%s); nothing was restarted", strings.Join(unknown, ", "), r.gcp.Name, has)
+	}
+	return out, nil
 }
 
 func (r *run) progress() *deploy.Progress {

@@ -114,43 +114,87 @@ func newClientKey(t *testing.T) clientKey {
 	return clientKey{file: file, authorized: ssh.MarshalAuthorizedKey(sp)}
 }
 
-// container is a throwaway copy of the root file system with Luna and sshd
-// enabled, booted with systemd-nspawn on the host's network.
-type container struct {
-	*nspawn.Machine
-	t                *testing.T
-	sshPort, apiPort int
-	healthPort       int
+// ports are the loopback ports a fleet's containers serve on, the same for
+// each, as on a cloud where every node has an address of its own.
+type ports struct {
+	ssh, api, health int
 }
 
-func newContainer(t *testing.T, rootfs, luna, lunactl string, key clientKey) *container {
+// loopbackIPs returns n addresses of 127.0.0.0/8 (all of it is the
+// loopback interface on Linux) for n containers: a random /24 so that
+// tests running at once stay apart.
+func loopbackIPs(t *testing.T, n int) []string {
+	t.Helper()
+	b := make([]byte, 2)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for i := range n {
+		ips = append(ips, fmt.Sprintf("127.%d.%d.%d", 100+int(b[0])%100, b[1], 10+i))
+	}
+	return ips
+}
+
+// fleetPorts picks ports free on every one of ips.
+func fleetPorts(t *testing.T, ips ...string) ports {
+	t.Helper()
+	pick := func() int {
+		for range 50 {
+			p := freePort(t)
+			free := true
+			for _, ip := range ips {
+				ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
+				if err != nil {
+					free = false
+					break
+				}
+				ln.Close()
+			}
+			if free {
+				return p
+			}
+		}
+		t.Fatal("no port free on all the addresses")
+		return 0
+	}
+	return ports{ssh: pick(), api: pick(), health: pick()}
+}
+
+// container is a throwaway copy of the root file system with Luna and sshd
+// enabled, booted with systemd-nspawn on the host's network: sshd, the API
+// and the health port listen on the container's own loopback address.
+type container struct {
+	*nspawn.Machine
+	t  *testing.T
+	ip string
+	ports
+}
+
+// newContainer makes a container at ip; env overrides settings of the
+// installed luna.env (NAME=value lines).
+func newContainer(t *testing.T, rootfs, luna, lunactl string, key clientKey, ip string, p ports, env ...string) *container {
 	t.Helper()
 	c := &container{
 		Machine: nspawn.Copy(t, rootfs, "luna-deploy"),
 		t:       t,
-		sshPort: freePort(t), apiPort: freePort(t), healthPort: freePort(t),
+		ip:      ip,
+		ports:   p,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if _, err := run(ctx, filepath.Join(repoRoot(), "scripts", "install.sh"), "--prefix", c.Root, "--bin", luna, "--lunactl", lunactl, "--enable"); err != nil {
 		t.Fatal(err)
 	}
-	env := c.Read("etc/luna/luna.env")
-	for name, port := range map[string]int{"LUNA_API_HOST_PORT": c.apiPort, "LUNA_HEALTH_HOST_PORT": c.healthPort} {
-		line := fmt.Sprintf("%s=127.0.0.1:%d", name, port)
-		if !strings.Contains(env, "\n"+name+"=") {
+	for _, name := range []string{"LUNA_API_HOST_PORT", "LUNA_HEALTH_HOST_PORT"} {
+		if !strings.Contains(c.Read("etc/luna/luna.env"), "\n"+name+"=") {
 			t.Fatalf("the installed luna.env does not set %s", name)
 		}
-		var lines []string
-		for _, l := range strings.Split(env, "\n") {
-			if strings.HasPrefix(l, name+"=") {
-				l = line
-			}
-			lines = append(lines, l)
-		}
-		env = strings.Join(lines, "\n")
 	}
-	c.Write("etc/luna/luna.env", env, 0o600)
+	c.setEnv(append([]string{
+		fmt.Sprintf("LUNA_API_HOST_PORT=%s:%d", ip, p.api),
+		fmt.Sprintf("LUNA_HEALTH_HOST_PORT=%s:%d", ip, p.health),
+	}, env...)...)
 
 	// sshd: unmasked, enabled, on a loopback port of its own.
 	if err := os.Remove(filepath.Join(c.Root, "etc/systemd/system/ssh.service")); err != nil {
@@ -166,13 +210,63 @@ func newContainer(t *testing.T, rootfs, luna, lunactl string, key clientKey) *co
 	if err := os.Symlink("/lib/systemd/system/ssh.service", link); err != nil {
 		t.Fatal(err)
 	}
-	c.Write("etc/ssh/sshd_config.d/luna-test.conf",
-		fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nPermitRootLogin prohibit-password\nUseDNS no\n", c.sshPort), 0o644)
+	c.sshdConfig(ip, p.ssh)
 	if err := os.MkdirAll(filepath.Join(c.Root, "root/.ssh"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	c.Write("root/.ssh/authorized_keys", string(key.authorized), 0o600)
 	return c
+}
+
+// setEnv sets NAME=value lines of luna.env, replacing a line that sets the
+// name, commented out or not, and adding the others.
+func (c *container) setEnv(settings ...string) {
+	c.t.Helper()
+	lines := strings.Split(c.Read("etc/luna/luna.env"), "\n")
+	for _, kv := range settings {
+		name, _, _ := strings.Cut(kv, "=")
+		done := false
+		for i, l := range lines {
+			if strings.HasPrefix(strings.TrimPrefix(l, "#"), name+"=") {
+				lines[i], done = kv, true
+			}
+		}
+		if !done {
+			lines = append(lines, kv)
+		}
+	}
+	c.Write("etc/luna/luna.env", strings.Join(lines, "\n")+"\n", 0o600)
+}
+
+func (c *container) sshdConfig(ip string, port int) {
+	c.Write("etc/ssh/sshd_config.d/luna-test.conf",
+		fmt.Sprintf("Port %d\nListenAddress %s\nPermitRootLogin prohibit-password\nUseDNS no\n", port, ip), 0o644)
+}
+
+// sshAddr is where the container's sshd listens.
+func (c *container) sshAddr() string { return net.JoinHostPort(c.ip, strconv.Itoa(c.ports.ssh)) }
+
+// replaceSSH makes the container look like another machine to SSH: a new
+// host key and, when ip is set, another address (sshd restarted; the
+// sessions it serves go on).
+func (c *container) replaceSSH(ip string) {
+	c.t.Helper()
+	if ip != "" {
+		c.ip = ip
+		c.sshdConfig(ip, c.ports.ssh)
+	}
+	if _, err := c.Exec("sh", "-c", "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh.service"); err != nil {
+		c.t.Fatal(err)
+	}
+	if !nspawn.WaitFor(30*time.Second, 50*time.Millisecond, func() bool {
+		conn, err := net.DialTimeout("tcp", c.sshAddr(), time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	}) {
+		c.t.Fatalf("sshd does not listen on %s after the change", c.sshAddr())
+	}
 }
 
 // hostKeyLine is the known_hosts line for the container's ed25519 host key.
@@ -182,23 +276,37 @@ func (c *container) hostKeyLine() string {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return knownhosts.Line([]string{net.JoinHostPort("127.0.0.1", strconv.Itoa(c.sshPort))}, key)
+	return knownhosts.Line([]string{c.sshAddr()}, key)
 }
 
-// boot starts the container and waits until sshd accepts connections and
-// Luna's /readyz answers 200.
-func (c *container) boot() {
+// boot starts the containers and waits until each one's sshd accepts
+// connections and its Luna's /readyz answers 200; they boot side by side.
+func boot(cs ...*container) {
+	for _, c := range cs {
+		c.t.Helper()
+		c.Machine.Boot()
+	}
+	for _, c := range cs {
+		c.waitUp()
+	}
+}
+
+// readyURL is the container's /readyz.
+func (c *container) readyURL() string {
+	return fmt.Sprintf("http://%s/readyz", net.JoinHostPort(c.ip, strconv.Itoa(c.ports.health)))
+}
+
+func (c *container) waitUp() {
 	t := c.t
 	t.Helper()
-	c.Machine.Boot()
 	hc := &http.Client{Timeout: 2 * time.Second}
 	if !nspawn.WaitFor(3*time.Minute, 200*time.Millisecond, func() bool {
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", c.sshPort), time.Second)
+		conn, err := net.DialTimeout("tcp", c.sshAddr(), time.Second)
 		if err != nil {
 			return false
 		}
 		conn.Close()
-		resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", c.healthPort))
+		resp, err := hc.Get(c.readyURL())
 		if err != nil {
 			return false
 		}

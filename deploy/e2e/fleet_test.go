@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +39,7 @@ func (g *group) Instances(context.Context) ([]deploy.Instance, error) {
 }
 
 func (c *container) instance(name string) deploy.Instance {
-	return deploy.Instance{Name: name, State: "RUNNING", InternalIP: "127.0.0.1", SSHPort: c.sshPort, HealthPort: c.healthPort}
+	return deploy.Instance{Name: name, State: "RUNNING", InternalIP: c.ip, SSHPort: c.ports.ssh, HealthPort: c.ports.health}
 }
 
 // TestFleetOverSSH boots two appliances running sshd and Luna and drives
@@ -50,10 +49,12 @@ func TestFleetOverSSH(t *testing.T) {
 	luna, lunactl := binaries(t)
 	rootfs := applianceRootfs(t)
 	key := newClientKey(t)
-	a := newContainer(t, rootfs, luna, lunactl, key)
-	b := newContainer(t, rootfs, luna, lunactl, key)
-	a.boot()
-	b.boot()
+	ips := loopbackIPs(t, 3) // the third for a node that moves
+	p := fleetPorts(t, ips...)
+	// No load balancer waits for these nodes to drain: keep restarts quick.
+	a := newContainer(t, rootfs, luna, lunactl, key, ips[0], p, "LUNA_DRAIN_DELAY=1s")
+	b := newContainer(t, rootfs, luna, lunactl, key, ips[1], p, "LUNA_DRAIN_DELAY=1s")
+	boot(a, b)
 
 	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
 	if err := os.WriteFile(knownHosts, []byte(a.hostKeyLine()+"\n"+b.hostKeyLine()+"\n"), 0o600); err != nil {
@@ -71,6 +72,9 @@ func TestFleetOverSSH(t *testing.T) {
 	t.Run("logs", func(t *testing.T) { testLogs(t, dialer, a, b) })
 	t.Run("host key mismatch", func(t *testing.T) { testHostKeyMismatch(t, key, a) })
 	t.Run("restart", func(t *testing.T) { testRestart(t, dialer, a, b) })
+	t.Run("restart --instance", func(t *testing.T) { testRestartInstance(t, key, knownHosts, a, b) })
+	// Last: it gives beta new host keys and moves it.
+	t.Run("logs through fleet churn", func(t *testing.T) { testLogsChurn(t, key, a, b, ips[2]) })
 }
 
 // testLogs follows alpha, then beta when it joins the group, checks that
@@ -167,7 +171,7 @@ func testHostKeyMismatch(t *testing.T, key clientKey, a *container) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(a.sshPort))
+	addr := a.sshAddr()
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	if err := os.WriteFile(kh, []byte(knownhosts.Line([]string{addr}, other)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -219,7 +223,7 @@ func testRestart(t *testing.T, dialer *remote.Dialer, a, b *container) {
 
 	// alpha's /readyz is looked for on a port nothing listens on.
 	broken := a.instance("alpha")
-	free, _ := net.Listen("tcp", "127.0.0.1:0")
+	free, _ := net.Listen("tcp", net.JoinHostPort(a.ip, "0"))
 	broken.HealthPort = free.Addr().(*net.TCPAddr).Port
 	free.Close()
 	beforeB = b.mainPID()

@@ -3,8 +3,9 @@
 // connection drops and picking up instances that join the group, and it
 // restarts the service on one instance after another, waiting for /readyz
 // before moving on. Authentication is by key files and ssh-agent; host keys
-// are checked against known_hosts unless the operator opts out; a bastion
-// (jump host) can stand between the operator and the instances.
+// are checked against known_hosts unless the operator opts out, and under
+// the accept-new policy the keys of new instances are recorded there; a
+// bastion (jump host) can stand between the operator and the instances.
 package remote
 
 import (
@@ -13,6 +14,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/user"
@@ -37,10 +39,17 @@ type Options struct {
 	KeyFiles []string
 	// AgentSocket is ssh-agent's socket (SSH_AUTH_SOCK); empty: no agent.
 	AgentSocket string
-	// KnownHosts files; empty: ~/.ssh/known_hosts.
+	// KnownHosts files; empty: ~/.ssh/known_hosts. Under AcceptNew, new
+	// keys are recorded in the first.
 	KnownHosts []string
+	// HostKeyPolicy says what to do with hosts known_hosts does not
+	// vouch for; empty: AcceptNew.
+	HostKeyPolicy HostKeyPolicy
 	// InsecureIgnoreHostKey accepts any host key.
 	InsecureIgnoreHostKey bool
+	// Notices receives a line for each host key recorded or replaced
+	// (stderr).
+	Notices io.Writer
 	// Jump is a bastion, [user@]host[:port], that connections go through.
 	Jump string
 	// Port is the SSH port of the instances (22).
@@ -58,9 +67,8 @@ type Options struct {
 type Dialer struct {
 	opts      Options
 	auth      []ssh.AuthMethod
-	hostKeys  ssh.HostKeyCallback
+	hostKeys  *knownHosts // nil: any key is accepted
 	agentConn net.Conn
-	known     string // known_hosts files, for messages
 }
 
 // NewDialer checks the options and loads keys, the agent and known_hosts;
@@ -77,6 +85,12 @@ func NewDialer(opts Options) (*Dialer, error) {
 	}
 	if opts.KeepAlive == 0 {
 		opts.KeepAlive = 15 * time.Second
+	}
+	if opts.HostKeyPolicy == "" {
+		opts.HostKeyPolicy = AcceptNew
+	}
+	if _, err := ParseHostKeyPolicy(string(opts.HostKeyPolicy)); err != nil {
+		return nil, err
 	}
 	if opts.User == "" {
 		if u, err := user.Current(); err == nil {
@@ -110,29 +124,23 @@ func NewDialer(opts Options) (*Dialer, error) {
 		return nil, errors.New("no SSH credentials: pass a key file with -i, or run ssh-agent (SSH_AUTH_SOCK)")
 	}
 	if opts.InsecureIgnoreHostKey {
-		d.hostKeys = ssh.InsecureIgnoreHostKey()
 		return d, nil
 	}
 	files := opts.KnownHosts
 	if len(files) == 0 {
 		home, err := os.UserHomeDir()
 		if err != nil {
+			d.Close()
 			return nil, fmt.Errorf("finding ~/.ssh/known_hosts: %w (pass --known-hosts)", err)
 		}
 		files = []string{filepath.Join(home, ".ssh", "known_hosts")}
 	}
-	for _, f := range files {
-		if _, err := os.Stat(f); err != nil {
-			d.Close()
-			return nil, fmt.Errorf("known_hosts file %s: %w (add the instances' keys with ssh-keyscan, or pass --insecure-ignore-host-key to skip host key checking)", f, err)
-		}
-	}
-	cb, err := knownhosts.New(files...)
+	k, err := newKnownHosts(files, opts.HostKeyPolicy, opts.Notices)
 	if err != nil {
 		d.Close()
-		return nil, fmt.Errorf("reading known_hosts: %w", err)
+		return nil, err
 	}
-	d.hostKeys, d.known = cb, strings.Join(files, ", ")
+	d.hostKeys = k
 	return d, nil
 }
 
@@ -207,7 +215,7 @@ func (d *Dialer) Dial(ctx context.Context, in deploy.Instance) (*Client, error) 
 		if err != nil {
 			return nil, fmt.Errorf("connecting to the jump host %s: %w", jaddr, err)
 		}
-		jc, err := d.handshake(ctx, jconn, jaddr, juser)
+		jc, err := d.handshake(ctx, jconn, jaddr, juser, "")
 		if err != nil {
 			return nil, fmt.Errorf("jump host %s: %w", jaddr, err)
 		}
@@ -223,7 +231,7 @@ func (d *Dialer) Dial(ctx context.Context, in deploy.Instance) (*Client, error) 
 			return nil, fmt.Errorf("connecting to %s (%s): %w", in.Name, addr, err)
 		}
 	}
-	cl, err := d.handshake(ctx, conn, addr, d.opts.User)
+	cl, err := d.handshake(ctx, conn, addr, d.opts.User, in.Name)
 	if err != nil {
 		if c.jump != nil {
 			c.jump.Close()
@@ -266,14 +274,20 @@ func (c *Client) keepAlive(every time.Duration) {
 	}
 }
 
-// handshake runs the SSH handshake on conn, giving up when ctx ends.
-func (d *Dialer) handshake(ctx context.Context, conn net.Conn, addr, user string) (*ssh.Client, error) {
+// handshake runs the SSH handshake on conn, giving up when ctx ends;
+// instance names the instance dialled ("" for the jump host).
+func (d *Dialer) handshake(ctx context.Context, conn net.Conn, addr, user, instance string) (*ssh.Client, error) {
 	cfg := &ssh.ClientConfig{
 		User:              user,
 		Auth:              d.auth,
-		HostKeyCallback:   d.checkHostKey,
+		HostKeyCallback:   ssh.InsecureIgnoreHostKey(),
 		HostKeyAlgorithms: d.knownAlgorithms(addr),
 		Timeout:           d.opts.ConnectTimeout,
+	}
+	if d.hostKeys != nil {
+		cfg.HostKeyCallback = func(host string, remote net.Addr, key ssh.PublicKey) error {
+			return d.hostKeys.check(host, instance, remote, key)
+		}
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -299,7 +313,7 @@ func (d *Dialer) handshake(ctx context.Context, conn net.Conn, addr, user string
 // addr, so that the server is asked for a key that can be checked; nil
 // means the defaults.
 func (d *Dialer) knownAlgorithms(addr string) []string {
-	if d.opts.InsecureIgnoreHostKey || d.hostKeys == nil {
+	if d.hostKeys == nil {
 		return nil
 	}
 	// Asking about a throwaway key makes the callback list the known ones.
@@ -312,7 +326,7 @@ func (d *Dialer) knownAlgorithms(addr string) []string {
 		return nil
 	}
 	var ke *knownhosts.KeyError
-	if err := d.hostKeys(addr, &net.TCPAddr{}, probe); !errors.As(err, &ke) || len(ke.Want) == 0 {
+	if err := d.hostKeys.lookup(addr, &net.TCPAddr{}, probe); !errors.As(err, &ke) || len(ke.Want) == 0 {
 		return nil
 	}
 	var algos []string
@@ -343,16 +357,25 @@ type HostKeyError struct {
 	Mismatch bool   // known_hosts has other keys for the host
 	Where    string // file:line of a known key, on a mismatch
 	Files    string
+	// Recorded is the instance luna-deploy recorded the known key for,
+	// when that is the instance dialled: its key changed though it was
+	// not replaced.
+	Recorded string
 }
 
 func (e *HostKeyError) Error() string {
 	fp := ssh.FingerprintSHA256(e.Key)
+	if e.Mismatch && e.Recorded != "" {
+		return fmt.Sprintf("host key mismatch for %s: it offers %s key %s, but known_hosts (%s) has a different key recorded for the same instance %s, so this is no replaced node. "+
+			"Someone may be intercepting the connection; if the instance's key was changed on purpose, remove the old key (ssh-keygen -R '%s')",
+			e.Host, e.Key.Type(), fp, e.Where, e.Recorded, knownhosts.Normalize(e.Host))
+	}
 	if e.Mismatch {
 		return fmt.Sprintf("host key mismatch for %s: it offers %s key %s, but known_hosts has a different key (%s). "+
 			"If the instance was replaced, remove the old key (ssh-keygen -R '%s') and add the new one; otherwise someone may be intercepting the connection",
 			e.Host, e.Key.Type(), fp, e.Where, knownhosts.Normalize(e.Host))
 	}
-	return fmt.Sprintf("host %s is not in known_hosts (%s): it offers %s key %s; add it (ssh-keyscan) or pass --insecure-ignore-host-key",
+	return fmt.Sprintf("host %s is not in known_hosts (%s): it offers %s key %s; add it (ssh-keyscan), pass --host-key-policy accept-new to record it, or --insecure-ignore-host-key",
 		e.Host, e.Files, e.Key.Type(), fp)
 }
 
@@ -367,19 +390,6 @@ func (e *AuthError) Error() string {
 }
 
 func (e *AuthError) Unwrap() error { return e.Err }
-
-func (d *Dialer) checkHostKey(host string, remote net.Addr, key ssh.PublicKey) error {
-	err := d.hostKeys(host, remote, key)
-	var ke *knownhosts.KeyError
-	if errors.As(err, &ke) {
-		he := &HostKeyError{Host: host, Key: key, Mismatch: len(ke.Want) > 0, Files: d.known}
-		if he.Mismatch {
-			he.Where = fmt.Sprintf("%s:%d", ke.Want[0].Filename, ke.Want[0].Line)
-		}
-		return he
-	}
-	return err
-}
 
 // splitJump parses [user@]host[:port].
 func splitJump(jump, defUser string) (user, addr string) {

@@ -19,8 +19,9 @@ import (
 
 // LogOptions say what to tail.
 type LogOptions struct {
-	// Unit is the systemd unit (luna).
-	Unit string
+	// Units are the systemd units whose entries are shown, merged
+	// (journalctl -u for each); empty: luna.service.
+	Units []string
 	// Follow keeps streaming new entries until ctx ends.
 	Follow bool
 	// Since is passed to journalctl --since (e.g. "1 hour ago").
@@ -38,9 +39,12 @@ type LogOptions struct {
 	Notices io.Writer
 }
 
+// DefaultUnit is the unit Tail shows unless told otherwise.
+const DefaultUnit = "luna.service"
+
 func (o *LogOptions) defaults() {
-	if o.Unit == "" {
-		o.Unit = "luna"
+	if len(o.Units) == 0 {
+		o.Units = []string{DefaultUnit}
 	}
 	if o.Relist == 0 {
 		o.Relist = 30 * time.Second
@@ -58,11 +62,18 @@ func (o *LogOptions) defaults() {
 // cancelled (Ctrl-C), when the entries are shown (without Follow), or the
 // first error that retrying cannot fix (host key, login, a failing
 // journalctl).
+//
+// While following, the group is listed again every Relist and each
+// instance is tracked by name and address: one listed without an address
+// yet (still being created) is tailed once it has one; one that keeps its
+// name but turns up at another address (recreated by autohealing) is
+// followed there, from its own journal's recent entries; one that leaves
+// the group is let go.
 func Tail(ctx context.Context, lister deploy.Lister, d *Dialer, opts LogOptions, out io.Writer) error {
 	opts.defaults()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	t := &tailer{d: d, opts: opts, out: out, streams: map[string]context.CancelFunc{}, colors: map[string]int{}}
+	t := &tailer{d: d, opts: opts, out: out, streams: map[string]*tailStream{}, colors: map[string]int{}, waiting: map[string]bool{}}
 
 	instances, err := lister.Instances(ctx)
 	if err != nil {
@@ -72,15 +83,36 @@ func Tail(ctx context.Context, lister deploy.Lister, d *Dialer, opts LogOptions,
 		return errors.New("the group has no instances")
 	}
 	var wg sync.WaitGroup
-	start := func(list []deploy.Instance) {
+	start := func(list []deploy.Instance) (noAddress error) {
 		seen := map[string]bool{}
 		for _, in := range list {
 			seen[in.Name] = true
-			if _, ok := t.streams[in.Name]; ok {
+			addr, err := d.Target(in)
+			if err != nil {
+				noAddress = err
+				if s, ok := t.streams[in.Name]; ok {
+					t.notice("%s lost its address; following it again once it has one", in.Name)
+					s.cancel()
+					delete(t.streams, in.Name)
+				}
+				if !t.waiting[in.Name] && opts.Follow {
+					t.notice("%v; following it once it has one", err)
+				}
+				t.waiting[in.Name] = true
 				continue
 			}
+			delete(t.waiting, in.Name)
+			if s, ok := t.streams[in.Name]; ok {
+				if s.addr == addr {
+					continue
+				}
+				// Another machine under the same name: the cursor
+				// belongs to the old one's journal.
+				t.notice("%s moved from %s to %s (recreated?); following it there", in.Name, s.addr, addr)
+				s.cancel()
+			}
 			sctx, scancel := context.WithCancel(ctx)
-			t.streams[in.Name] = scancel
+			t.streams[in.Name] = &tailStream{addr: addr, cancel: scancel}
 			if _, ok := t.colors[in.Name]; !ok {
 				t.colors[in.Name] = len(t.colors)
 			}
@@ -92,15 +124,26 @@ func Tail(ctx context.Context, lister deploy.Lister, d *Dialer, opts LogOptions,
 				}
 			}(in, t.colors[in.Name])
 		}
-		for name, scancel := range t.streams {
+		for name, s := range t.streams {
 			if !seen[name] {
 				t.notice("%s left the group; no longer following it", name)
-				scancel()
+				s.cancel()
 				delete(t.streams, name)
 			}
 		}
+		for name := range t.waiting {
+			if !seen[name] {
+				delete(t.waiting, name)
+			}
+		}
+		return noAddress
 	}
-	start(instances)
+	if err := start(instances); err != nil && !opts.Follow {
+		if len(t.streams) == 0 {
+			return err
+		}
+		t.notice("%v; skipped", err)
+	}
 	if opts.Follow {
 		tick := time.NewTicker(opts.Relist)
 		defer tick.Stop()
@@ -137,9 +180,16 @@ type tailer struct {
 	opts LogOptions
 	mu   sync.Mutex // one line at a time on out
 	out  io.Writer
-	// streams and colors belong to Tail's goroutine.
-	streams map[string]context.CancelFunc
+	// streams, colors and waiting belong to Tail's goroutine.
+	streams map[string]*tailStream // by instance name
 	colors  map[string]int
+	waiting map[string]bool // listed without an address, already noticed
+}
+
+// tailStream is the stream of one instance at one address.
+type tailStream struct {
+	addr   string
+	cancel context.CancelFunc
 }
 
 func (t *tailer) notice(format string, args ...any) {
@@ -264,8 +314,11 @@ func (t *tailer) once(ctx context.Context, in deploy.Instance, prefix string, cu
 // resumes right after the last entry shown, so that nothing is shown twice
 // or skipped.
 func journalctlCommand(o LogOptions, cursor string) string {
-	args := []string{"journalctl", "-u", shellQuote(o.Unit), "--no-pager", "-o", "json",
-		"--output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM"}
+	args := []string{"journalctl"}
+	for _, u := range o.Units {
+		args = append(args, "-u", shellQuote(u))
+	}
+	args = append(args, "--no-pager", "-o", "json", "--output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM")
 	if cursor != "" {
 		args = append(args, "--after-cursor="+shellQuote(cursor))
 	} else {

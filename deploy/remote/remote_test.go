@@ -32,11 +32,14 @@ func TestJournalctlCommand(t *testing.T) {
 		cursor string
 		want   string
 	}{
-		{LogOptions{Unit: "luna", Lines: 100}, "", "journalctl -u luna --no-pager -o json --output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM -n 100"},
-		{LogOptions{Unit: "luna", Lines: -1, Since: "2026-01-01 10:00", Follow: true}, "",
+		{LogOptions{Units: []string{"luna"}, Lines: 100}, "", "journalctl -u luna --no-pager -o json --output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM -n 100"},
+		{LogOptions{Units: []string{"luna"}, Lines: -1, Since: "2026-01-01 10:00", Follow: true}, "",
 			"journalctl -u luna --no-pager -o json --output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM --since='2026-01-01 10:00' --follow"},
 		// A reconnection resumes after the cursor, with neither -n nor --since.
-		{LogOptions{Unit: "luna", Lines: 5, Since: "today", Follow: true}, "s=ab;i=1c;b=x'y", "journalctl -u luna --no-pager -o json --output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM --after-cursor='s=ab;i=1c;b=x'\\''y' --follow"},
+		{LogOptions{Units: []string{"luna"}, Lines: 5, Since: "today", Follow: true}, "s=ab;i=1c;b=x'y", "journalctl -u luna --no-pager -o json --output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM --after-cursor='s=ab;i=1c;b=x'\\''y' --follow"},
+		// Several units are merged by journalctl itself.
+		{LogOptions{Units: []string{"luna.service", "google-startup-scripts.service"}, Lines: 10}, "",
+			"journalctl -u luna.service -u google-startup-scripts.service --no-pager -o json --output-fields=MESSAGE,SYSLOG_IDENTIFIER,_PID,_COMM -n 10"},
 	} {
 		if got := journalctlCommand(tc.opts, tc.cursor); got != tc.want {
 			t.Errorf("journalctlCommand:\n got %s\nwant %s", got, tc.want)
@@ -77,7 +80,8 @@ func TestNewDialerErrors(t *testing.T) {
 		{Options{User: "u"}, "no SSH credentials: pass a key file with -i, or run ssh-agent"},
 		{Options{User: "u", KeyFiles: []string{filepath.Join(dir, "missing")}}, "reading key file"},
 		{Options{User: "u", KeyFiles: []string{enc}}, "is protected by a passphrase: add it to ssh-agent"},
-		{Options{User: "u", KeyFiles: []string{key}, KnownHosts: []string{filepath.Join(dir, "kh")}}, "known_hosts file " + filepath.Join(dir, "kh")},
+		{Options{User: "u", KeyFiles: []string{key}, KnownHosts: []string{filepath.Join(dir, "kh")}, HostKeyPolicy: Strict}, "known_hosts file " + filepath.Join(dir, "kh")},
+		{Options{User: "u", KeyFiles: []string{key}, HostKeyPolicy: "ask"}, `--host-key-policy "ask": use accept-new or strict`},
 		{Options{User: "u", KeyFiles: []string{key}, AgentSocket: filepath.Join(dir, "agent.sock")}, "connecting to ssh-agent"},
 		{Options{User: "u", KeyFiles: []string{key}, Port: -1}, "--ssh-port -1"},
 	} {

@@ -22,6 +22,13 @@ type RestartOptions struct {
 	HealthPort int
 	// Timeout bounds the wait for /readyz after each restart.
 	Timeout time.Duration
+	// Settle is how long /readyz must go on answering 200 before the next
+	// instance is restarted. A load balancer puts an instance back in
+	// rotation only after its healthy threshold of passing checks; moving
+	// on sooner takes the next one out while this one is not yet back, and
+	// with two nodes nothing serves. Set it to the healthy threshold times
+	// the check interval, plus one interval. 0: move on at the first 200.
+	Settle time.Duration
 	// Interval is the pause between /readyz polls.
 	Interval time.Duration
 	// Progress receives one line per step (stderr).
@@ -29,8 +36,12 @@ type RestartOptions struct {
 }
 
 // RollingRestart restarts the service on each instance in turn and waits
-// for its /readyz to answer 200 before going on. It stops at the first
-// instance that fails, naming the ones left alone.
+// for its /readyz to answer 200, and to keep answering it for Settle,
+// before going on. It stops at the first instance that fails, naming the
+// ones left alone. A restart takes at least the server's drain delay: on
+// SIGTERM it answers /readyz 503 but keeps serving for that long, so that
+// the load balancer stops sending it clients before it stops accepting
+// them, and systemctl restart returns once the new process is ready.
 func RollingRestart(ctx context.Context, instances []deploy.Instance, d *Dialer, opts RestartOptions) error {
 	if opts.Unit == "" {
 		opts.Unit = "luna"
@@ -72,7 +83,7 @@ func restartOne(ctx context.Context, in deploy.Instance, d *Dialer, opts Restart
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	opts.Progress.Printf("restarting %s on %s", opts.Unit, in.Name)
+	opts.Progress.Printf("restarting %s on %s (it drains first: --drain-delay, then running requests finish)", opts.Unit, in.Name)
 	sess, err := c.NewSession()
 	if err != nil {
 		return fmt.Errorf("opening a session: %w", err)
@@ -94,8 +105,9 @@ func restartOne(ctx context.Context, in deploy.Instance, d *Dialer, opts Restart
 	return waitReady(ctx, in, d, c, opts)
 }
 
-// waitReady polls http://<ip>:<port>/readyz until it answers 200. With a
-// jump host the instance's address is reached through the bastion.
+// waitReady polls http://<ip>:<port>/readyz until it answers 200 and has
+// kept answering 200 for opts.Settle. With a jump host the instance's
+// address is reached through the bastion.
 func waitReady(ctx context.Context, in deploy.Instance, d *Dialer, c *Client, opts RestartOptions) error {
 	ip, err := in.Address(d.opts.InternalIP)
 	if err != nil {
@@ -113,9 +125,10 @@ func waitReady(ctx context.Context, in deploy.Instance, d *Dialer, c *Client, op
 		}
 	}
 	hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout+opts.Settle)
 	defer cancel()
 	start := time.Now()
+	var readySince time.Time // zero: not answering 200
 	last := ""
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -123,24 +136,53 @@ func waitReady(ctx context.Context, in deploy.Instance, d *Dialer, c *Client, op
 			return err
 		}
 		resp, err := hc.Do(req)
+		ok := false
 		if err == nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				opts.Progress.Printf("%s is ready (%s answered 200 after %s)", in.Name, url, time.Since(start).Round(100*time.Millisecond))
-				return nil
-			}
+			ok = resp.StatusCode == http.StatusOK
 			last = resp.Status
 		} else {
 			last = err.Error()
 		}
-		opts.Progress.Waiting(url, last, start)
-		if err := deploy.Sleep(ctx, opts.Interval); err != nil {
+		pause := opts.Interval
+		switch {
+		case ok && readySince.IsZero():
+			readySince = time.Now()
+			opts.Progress.Printf("%s is ready (%s answered 200 after %s)", in.Name, url, time.Since(start).Round(100*time.Millisecond))
+			fallthrough
+		case ok:
+			held := time.Since(readySince)
+			if held >= opts.Settle {
+				if opts.Settle > 0 {
+					opts.Progress.Printf("%s stayed ready for %s (--settle): the load balancer counts it healthy again", in.Name, opts.Settle)
+				}
+				return nil
+			}
+			pause = min(pause, opts.Settle-held)
+		case !readySince.IsZero():
+			opts.Progress.Printf("%s stopped being ready after %s: %s answered %s", in.Name, time.Since(readySince).Round(100*time.Millisecond), url, last)
+			readySince = time.Time{}
+		default:
+			opts.Progress.Waiting(url, last, start)
+		}
+		if !ok && time.Since(start) >= opts.Timeout {
+			return notReady(in, url, last, opts)
+		}
+		if err := deploy.Sleep(ctx, pause); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("%s did not become ready within %s: %s last answered: %s (see luna-deploy logs, or journalctl -u luna on the instance)",
-					in.Name, opts.Timeout, url, last)
+				return notReady(in, url, last, opts)
 			}
 			return err
 		}
 	}
+}
+
+func notReady(in deploy.Instance, url, last string, opts RestartOptions) error {
+	within := opts.Timeout.String()
+	if opts.Settle > 0 {
+		within = fmt.Sprintf("%s and stay ready for %s", opts.Timeout, opts.Settle)
+	}
+	return fmt.Errorf("%s did not become ready within %s: %s last answered: %s (see luna-deploy logs, or journalctl -u luna on the instance)",
+		in.Name, within, url, last)
 }

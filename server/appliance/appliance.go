@@ -44,19 +44,26 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	}
 
 	notify.Status("opening the database")
-	db, err := engine.Open(engine.Options{
+	met := metrics.New(version, engine.Version())
+	opts := engine.Options{
 		MemoryLimit:    cfg.MemoryLimit,
 		Threads:        cfg.Threads,
 		TempDir:        cfg.TempDir,
 		MaxTempDirSize: cfg.MaxTempDirSize,
 		HomeDir:        cfg.DBHomeDir,
-	})
+		Compress:       cfg.MemoryCompression == "on",
+		Log:            log,
+	}
+	if opts.Compress {
+		cps := met.Checkpoints()
+		opts.OnCheckpoint = func(o engine.CheckpointOutcome, d time.Duration) { cps.Done(string(o), d) }
+	}
+	db, err := engine.Open(opts)
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer db.Close()
 
-	met := metrics.New(version, engine.Version())
 	inspect, err := newInspector(db, cfg.HealthProbeSQL)
 	if err != nil {
 		return err

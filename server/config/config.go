@@ -61,6 +61,9 @@ type Config struct {
 	// AllowedDirectories locks local file access to these directories.
 	AllowedDirectories DirList
 
+	// MemoryCompression is on or off: compressed in-memory tables.
+	MemoryCompression string
+
 	// FromEnv names the flags whose value came from the environment.
 	FromEnv map[string]bool
 }
@@ -81,6 +84,8 @@ func Defaults() Config {
 		HealthProbeSQL:  "SELECT 1",
 		HealthProbeWait: 5 * time.Second,
 		ObjectStore:     "native",
+
+		MemoryCompression: "on",
 	}
 }
 
@@ -119,6 +124,7 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.IntVar(&c.Threads, "threads", c.Threads, "DuckDB worker threads (0: one per core)")
 	fs.StringVar(&c.TempDir, "temp-dir", c.TempDir, "directory where larger-than-memory work spills (empty: DuckDB's default)")
 	fs.StringVar(&c.MaxTempDirSize, "max-temp-dir-size", c.MaxTempDirSize, "cap on spilled data, e.g. 100GB (empty: DuckDB's default)")
+	fs.StringVar(&c.MemoryCompression, "memory-compression", c.MemoryCompression, "on: tables are stored compressed in memory, checkpointed after each change; off: stored uncompressed, as DuckDB leaves them")
 	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest request accepted, e.g. 64MiB; larger ones close the connection")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most concurrent client connections; extra ones are refused with an error (0: no limit)")
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "longest a request may run, e.g. 30s (0: no limit)")
@@ -133,7 +139,7 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.BoolVar(&c.Version, "version", c.Version, "print the version and exit")
 	fs.StringVar(&c.PasswdFile, "passwd-file", c.PasswdFile, "file holding the password (trailing newline trimmed); wins over LUNA_PASSWD")
-	fs.StringVar(&c.PasswdFrom, "passwd-from", c.PasswdFrom, "fetch the password at startup: gcp-metadata:<attribute>, aws-imds:<tag>, aws-ssm:<parameter> or aws-secretsmanager:<secret-id>")
+	fs.StringVar(&c.PasswdFrom, "passwd-from", c.PasswdFrom, "fetch the password at startup: gcp-metadata:<attribute>, gcp-secretmanager:<secret>[/versions/<v>] (or projects/<p>/secrets/<secret>...), aws-imds:<tag>, aws-ssm:<parameter> or aws-secretsmanager:<secret-id>")
 	fs.DurationVar(&c.PasswdTimeout, "passwd-timeout", c.PasswdTimeout, "how long --passwd-from keeps retrying a source that is not reachable yet")
 	fs.Var(&c.InitSQL, "init-sql", "SQL file, or directory whose *.sql files run in lexical order, to run before serving (repeatable; ':' separates several)")
 	fs.StringVar(&c.InitSQLOnError, "init-sql-on-error", c.InitSQLOnError, "on a failing startup statement: fail (exit non-zero) or continue (log and go on)")
@@ -266,6 +272,9 @@ func (c *Config) validate() error {
 	}
 	if c.HealthProbeWait <= 0 {
 		bad("health-probe-timeout", "must be positive, got %v", c.HealthProbeWait)
+	}
+	if c.MemoryCompression != "on" && c.MemoryCompression != "off" {
+		bad("memory-compression", "must be on or off, got %q", c.MemoryCompression)
 	}
 	if c.ObjectStore != "native" && c.ObjectStore != "duckdb" {
 		bad("object-store", "must be native or duckdb, got %q", c.ObjectStore)

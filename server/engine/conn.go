@@ -23,7 +23,13 @@ import (
 // except Interrupt.
 type Conn struct {
 	c    bindings.Connection
+	db   *DB
 	rows *Rows // open streaming result, if any
+	// internal marks the engine's own connections, whose statements
+	// trigger no checkpoint.
+	internal bool
+	// changed: a statement of the running request may have changed data.
+	changed bool
 
 	// mu orders Interrupt, which may come from any goroutine, against
 	// Close, so an interrupt never reaches a freed connection.
@@ -33,7 +39,7 @@ type Conn struct {
 
 // Connect opens a new connection to the database.
 func (d *DB) Connect() (*Conn, error) {
-	c := &Conn{}
+	c := &Conn{db: d}
 	if bindings.Connect(d.db, &c.c) == bindings.StateError {
 		return nil, errors.New("engine: connect to database")
 	}
@@ -114,6 +120,9 @@ func (c *Conn) statements(ctx context.Context, sql string, fn func(i, n int, st 
 			bindings.DestroyPrepare(&st)
 			return failure(ctx, msg)
 		}
+		if changesData(bindings.PreparedStatementType(st)) {
+			c.changed = true
+		}
 		err := fn(i, n, st)
 		bindings.DestroyPrepare(&st)
 		if err != nil {
@@ -146,10 +155,26 @@ func execute(ctx context.Context, st bindings.PreparedStatement) error {
 func (c *Conn) Exec(ctx context.Context, sql string) error {
 	c.closeRows()
 	stop := c.watch(ctx)
-	defer stop()
-	return redacted(sql, c.statements(ctx, sql, func(_, _ int, st bindings.PreparedStatement) error {
+	err := c.statements(ctx, sql, func(_, _ int, st bindings.PreparedStatement) error {
 		return execute(ctx, st)
-	}))
+	})
+	stop()
+	c.afterStatements(ctx)
+	return redacted(sql, err)
+}
+
+// afterStatements checkpoints when the request's statements may have
+// changed data, before the caller answers: the next query then finds the
+// table compressed. Failed statements count too, since earlier ones of the
+// same request may have committed.
+func (c *Conn) afterStatements(ctx context.Context) {
+	if !c.changed {
+		return
+	}
+	c.changed = false
+	if !c.internal {
+		c.db.changedData(ctx)
+	}
 }
 
 // redacted removes the secret values of sql from a DuckDB error about it:
@@ -182,9 +207,14 @@ func (c *Conn) Query(ctx context.Context, sql string, batchRows int) (*Rows, err
 	})
 	if err != nil {
 		stop()
+		c.afterStatements(ctx)
 		return nil, redacted(sql, err)
 	}
 	rows.stop = stop
+	if c.changed {
+		// The last statement finishes when its result is closed.
+		rows.after = func() { c.afterStatements(ctx) }
+	}
 	c.rows = rows
 	return rows, nil
 }
@@ -245,6 +275,7 @@ type Rows struct {
 	schema    *arrow.Schema
 	batchRows int
 	stop      func() bool
+	after     func() // run once the result is closed
 	open      bool
 	done      bool
 	pending   []arrow.RecordBatch // chunks waiting to be coalesced
@@ -418,5 +449,8 @@ func (r *Rows) Close() {
 	bindings.DestroyResult(&r.res)
 	if r.stop != nil {
 		r.stop()
+	}
+	if r.after != nil {
+		r.after()
 	}
 }

@@ -17,8 +17,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"time"
 
 	bindings "github.com/duckdb/duckdb-go-bindings"
 )
@@ -30,6 +32,16 @@ type Options struct {
 	TempDir        string // where larger-than-memory work spills
 	MaxTempDirSize string // cap on spill size, e.g. "100GB"
 	HomeDir        string // DuckDB home directory (extensions, secrets)
+
+	// Compress makes the database clients' tables go to a compressed
+	// in-memory database, still named memory, and checkpoints it after
+	// statements that change data and every CheckpointInterval (0: the
+	// default) while a change is left over: only a checkpoint compresses.
+	Compress           bool
+	CheckpointInterval time.Duration
+	// OnCheckpoint, when set, is told of each checkpoint's outcome.
+	OnCheckpoint func(CheckpointOutcome, time.Duration)
+	Log          *slog.Logger
 }
 
 // setting maps an option to the DuckDB setting and the flag that names it
@@ -65,6 +77,7 @@ func (o Options) settings() []setting {
 type DB struct {
 	db       bindings.Database
 	lockdown lockdown
+	ckpt     *checkpointer // nil: compression off
 }
 
 // Open creates the in-memory database and applies opts.
@@ -97,11 +110,46 @@ func Open(opts Options) (*DB, error) {
 			return nil, fmt.Errorf("%s %q: %w", s.flag, s.value, err)
 		}
 	}
+	if opts.Compress {
+		if err := useCompressed(c); err != nil {
+			d.Close()
+			return nil, err
+		}
+		if err := d.startCheckpointer(opts); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// useCompressed replaces the database DuckDB opened with a compressed
+// in-memory one of the same name. A connection's default database is
+// found by that name, so every connection opened afterwards uses it with
+// no USE of its own, and clients keep seeing memory in current_database(),
+// duckdb_tables(), information_schema and memory.main.t names.
+func useCompressed(c *Conn) error {
+	const swap = "luna_compressed_swap"
+	for _, q := range []string{
+		"ATTACH ':memory:' AS " + swap + " (COMPRESS)",
+		"USE " + swap,
+		"DETACH " + mainDatabase,
+		"ATTACH ':memory:' AS " + mainDatabase + " (COMPRESS)",
+		"USE " + mainDatabase,
+		"DETACH " + swap,
+	} {
+		if err := c.Exec(context.Background(), q); err != nil {
+			return fmt.Errorf("--memory-compression: open the compressed database: %s: %w", q, err)
+		}
+	}
+	return nil
 }
 
 // Close closes the database. All connections must be closed first.
 func (d *DB) Close() {
+	if d.ckpt != nil {
+		d.ckpt.close()
+	}
 	d.lockdown.close()
 	bindings.Close(&d.db)
 }

@@ -1,7 +1,7 @@
 // Package metrics holds Luna's Prometheus metrics: request counts and
 // durations, streamed rows and bytes, authentication failures, open
-// connections, DuckDB's memory and spill use, recovered panics (package
-// recovery), and build information.
+// connections, DuckDB's memory and spill use, the memory tables take,
+// checkpoints, recovered panics (package recovery), and build information.
 package metrics
 
 import (
@@ -106,6 +106,8 @@ var (
 		"Memory DuckDB's buffer manager holds, by component (duckdb_memory()).", []string{"tag"}, nil)
 	spillDesc = prometheus.NewDesc("luna_duckdb_spill_bytes",
 		"Bytes DuckDB has spilled to its temporary directory, by component (duckdb_memory()).", []string{"tag"}, nil)
+	tableMemoryDesc = prometheus.NewDesc("luna_table_memory_bytes",
+		"Memory the tables of the in-memory databases hold, compressed or not (duckdb_memory() tags BASE_TABLE and IN_MEMORY_TABLE); their spilled part is in luna_duckdb_spill_bytes.", nil, nil)
 	memoryUpDesc = prometheus.NewDesc("luna_duckdb_memory_scrape_ok",
 		"1 if DuckDB's memory accounting could be read at this scrape.", nil, nil)
 )
@@ -119,6 +121,7 @@ type memoryCollector struct {
 func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- memoryDesc
 	ch <- spillDesc
+	ch <- tableMemoryDesc
 	ch <- memoryUpDesc
 }
 
@@ -138,9 +141,48 @@ func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(memoryUpDesc, prometheus.GaugeValue, 1)
+	var tables int64
 	for _, u := range uses {
 		ch <- prometheus.MustNewConstMetric(memoryDesc, prometheus.GaugeValue, float64(u.MemoryBytes), u.Tag)
 		ch <- prometheus.MustNewConstMetric(spillDesc, prometheus.GaugeValue, float64(u.SpillBytes), u.Tag)
+		if u.Tag == "BASE_TABLE" || u.Tag == "IN_MEMORY_TABLE" {
+			tables += u.MemoryBytes
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(tableMemoryDesc, prometheus.GaugeValue, float64(tables))
+}
+
+// Checkpoints counts the checkpoints that compress in-memory tables.
+type Checkpoints struct {
+	runs     *prometheus.CounterVec
+	duration prometheus.Histogram
+}
+
+// Checkpoints registers the checkpoint metrics.
+func (m *Metrics) Checkpoints() *Checkpoints {
+	c := &Checkpoints{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "luna_checkpoints_total",
+			Help: "Checkpoints of the compressed in-memory database, by outcome (ok; busy: refused while another transaction was writing, retried later; error).",
+		}, []string{"outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "luna_checkpoint_duration_seconds",
+			Help:    "Time each successful checkpoint took; writers' commits wait for it, readers do not.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10), // 0.1ms to ~26s
+		}),
+	}
+	for _, o := range []string{"ok", "busy", "error"} {
+		c.runs.WithLabelValues(o)
+	}
+	m.reg.MustRegister(c.runs, c.duration)
+	return c
+}
+
+// Done counts one checkpoint.
+func (c *Checkpoints) Done(outcome string, d time.Duration) {
+	c.runs.WithLabelValues(outcome).Inc()
+	if outcome == "ok" {
+		c.duration.Observe(d.Seconds())
 	}
 }
 

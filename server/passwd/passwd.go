@@ -3,6 +3,11 @@
 //
 //   - gcp-metadata:ATTR, the VM's metadata attribute ATTR, else the project's
 //     (metadata server from GCE_METADATA_HOST, default 169.254.169.254);
+//   - gcp-secretmanager:SECRET, a Secret Manager secret version:
+//     projects/P/secrets/S[/versions/V], or S[/versions/V] in the VM's own
+//     project (from the metadata server); the version defaults to latest.
+//     Credentials are Application Default Credentials, on a VM its service
+//     account's token from the metadata server;
 //   - aws-imds:TAG, the EC2 instance tag TAG, read through IMDSv2 (the
 //     instance must allow tags in its metadata; endpoint from
 //     AWS_EC2_METADATA_SERVICE_ENDPOINT or the shared config);
@@ -34,12 +39,13 @@ import (
 // The kinds of source --passwd-from accepts.
 const (
 	KindGCPMetadata       = "gcp-metadata"
+	KindGCPSecretManager  = "gcp-secretmanager"
 	KindAWSIMDS           = "aws-imds"
 	KindAWSSSM            = "aws-ssm"
 	KindAWSSecretsManager = "aws-secretsmanager"
 )
 
-var kinds = []string{KindGCPMetadata, KindAWSIMDS, KindAWSSSM, KindAWSSecretsManager}
+var kinds = []string{KindGCPMetadata, KindGCPSecretManager, KindAWSIMDS, KindAWSSSM, KindAWSSecretsManager}
 
 // Errors a failed Fetch or ReadFile wraps, for callers that tell them apart.
 var (
@@ -52,7 +58,7 @@ var (
 // Source is a parsed --passwd-from value.
 type Source struct {
 	Kind string // one of the Kind constants
-	Name string // attribute, tag, parameter name or secret id
+	Name string // attribute, tag, parameter name, secret name or secret id
 }
 
 // String returns the source in the form ParseSource accepts.
@@ -80,6 +86,11 @@ func ParseSource(s string) (Source, error) {
 	// change the path or the query must not reach the request.
 	if (kind == KindGCPMetadata || kind == KindAWSIMDS) && strings.ContainsAny(name, "/?#% \t\r\n") {
 		return Source{}, fmt.Errorf("password source %q: a %s name cannot contain '/', '?', '#', '%%' or spaces", s, kind)
+	}
+	if kind == KindGCPSecretManager {
+		if _, err := parseGSMName(name); err != nil {
+			return Source{}, fmt.Errorf("password source %q: %w", s, err)
+		}
 	}
 	return Source{Kind: kind, Name: name}, nil
 }
@@ -193,6 +204,8 @@ func newGetter(ctx context.Context, src Source, log *slog.Logger) (getter, error
 	switch src.Kind {
 	case KindGCPMetadata:
 		return gcpGetter(src.Name, log), nil
+	case KindGCPSecretManager:
+		return gsmGetter(src.Name, log)
 	case KindAWSIMDS:
 		return imdsGetter(ctx, src.Name, log)
 	case KindAWSSSM:

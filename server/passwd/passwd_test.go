@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 		"AWS_REGION":                        testRegion,
 		"AWS_CONFIG_FILE":                   filepath.Join(dir, "config"),
 		"AWS_SHARED_CREDENTIALS_FILE":       filepath.Join(dir, "credentials"),
+		// Google's default credentials: none from gcloud or a key file,
+		// so the metadata server (GCE_METADATA_HOST) is the only source.
+		"CLOUDSDK_CONFIG": filepath.Join(dir, "gcloud"),
 	} {
 		os.Setenv(k, v)
 	}
@@ -42,6 +45,7 @@ func TestMain(m *testing.M) {
 		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
 		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
 		"AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+		"GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_UNIVERSE_DOMAIN",
 	} {
 		os.Unsetenv(k)
 	}
@@ -90,7 +94,7 @@ func TestParseSource(t *testing.T) {
 		{"gcp:luna-passwd", `unknown kind "gcp"`},
 		{"GCP-METADATA:luna-passwd", "unknown kind"},
 		{":luna-passwd", `unknown kind ""`},
-		{"vault:secret/luna", "gcp-metadata, aws-imds, aws-ssm, aws-secretsmanager"},
+		{"vault:secret/luna", "gcp-metadata, gcp-secretmanager, aws-imds, aws-ssm, aws-secretsmanager"},
 		{"gcp-metadata:", "empty name"},
 		{"aws-ssm:", "empty name"},
 		{"aws-imds:a/b", "cannot contain"},

@@ -1,7 +1,8 @@
 // Package sshtest is a small in-process SSH server on loopback for tests
 // of the command line: it accepts one client key, records the commands it
-// is asked to run and answers them with a handler. The tests against a
-// real OpenSSH server live in deploy/e2e.
+// is asked to run and answers them with a handler. A server can be closed
+// and another started on its address with a new host key, as when a node
+// is replaced. The tests against a real OpenSSH server live in deploy/e2e.
 package sshtest
 
 import (
@@ -31,9 +32,48 @@ type Server struct {
 	Port    int
 	HostKey ssh.PublicKey
 
-	mu   sync.Mutex
-	cmds []string
-	fwds []string
+	ln    net.Listener
+	mu    sync.Mutex
+	cmds  []string
+	fwds  []string
+	conns map[net.Conn]bool
+	done  bool
+	wg    sync.WaitGroup
+}
+
+// Config says where and as whom a server runs.
+type Config struct {
+	// Addr to listen on; empty: a free port on 127.0.0.1.
+	Addr string
+	// HostKey; nil: a new ed25519 key.
+	HostKey ssh.Signer
+}
+
+// NewHostKey returns a new ed25519 host key.
+func NewHostKey(t testing.TB) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Close stops the server and drops its connections, as a node that goes
+// away does. The test's end closes it too.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.done = true
+	s.ln.Close()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
 }
 
 // Forwards returns the addresses that clients had the server connect to
@@ -113,16 +153,22 @@ func ClientKey(t testing.TB) (file string, pub ssh.PublicKey) {
 	return file, pub
 }
 
-// Start serves on 127.0.0.1 until the test ends.
+// Start serves on a free port of 127.0.0.1 until the test ends.
 func Start(t testing.TB, authorized ssh.PublicKey, h Handler) *Server {
 	t.Helper()
-	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	return StartConfig(t, Config{}, authorized, h)
+}
+
+// StartConfig serves as c says until the test ends or Close.
+func StartConfig(t testing.TB, c Config, authorized ssh.PublicKey, h Handler) *Server {
+	t.Helper()
+	signer := c.HostKey
+	if signer == nil {
+		signer = NewHostKey(t)
 	}
-	signer, err := ssh.NewSignerFromKey(hostPriv)
-	if err != nil {
-		t.Fatal(err)
+	addr := c.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
 	}
 	cfg := &ssh.ServerConfig{
 		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
@@ -133,25 +179,35 @@ func Start(t testing.TB, authorized ssh.PublicKey, h Handler) *Server {
 		},
 	}
 	cfg.AddHostKey(signer)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: ln.Addr().String(), Port: ln.Addr().(*net.TCPAddr).Port, HostKey: signer.PublicKey()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
+	s := &Server{Addr: ln.Addr().String(), Port: ln.Addr().(*net.TCPAddr).Port, HostKey: signer.PublicKey(), ln: ln, conns: map[net.Conn]bool{}}
+	t.Cleanup(s.Close)
+	s.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer s.wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			wg.Add(1)
+			s.mu.Lock()
+			if s.done {
+				s.mu.Unlock()
+				c.Close()
+				return
+			}
+			s.conns[c] = true
+			s.wg.Add(1)
+			s.mu.Unlock()
 			go func() {
-				defer wg.Done()
+				defer s.wg.Done()
 				s.serve(c, cfg, h)
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
 			}()
 		}
 	}()

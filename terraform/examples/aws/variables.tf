@@ -14,13 +14,31 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
+variable "route_table_ids" {
+  description = "Route tables of the private subnets, for the S3 gateway endpoint."
+  type        = list(string)
+  default     = []
+}
+
+variable "create_endpoints" {
+  description = "Create the S3 gateway endpoint and the SSM and Secrets Manager interface endpoints the nodes reach the services through; false when the VPC has them (or a NAT gateway) already."
+  type        = bool
+  default     = true
+}
+
+variable "passwd_version" {
+  description = "Increase to store a new random password in SSM."
+  type        = number
+  default     = 1
+}
+
 variable "ami_id" {
   description = "A Debian 12 AMI, or the Luna AMI built with `make image-aws`."
   type        = string
 }
 
 variable "release_url" {
-  description = "HTTPS URL of the Luna .deb the nodes install (the version the Luna AMI holds, if ami_id is one)."
+  description = "s3:// (through the gateway endpoint) or https:// (needs a NAT gateway) URL of the Luna .deb the nodes install (the version the Luna AMI holds, if ami_id is one). A presigned https:// URL expires, and nodes launched after that cannot install it."
   type        = string
 }
 

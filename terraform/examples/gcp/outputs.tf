@@ -7,3 +7,8 @@ output "service_account_email" {
   description = "Service account of the nodes."
   value       = module.luna.service_account_email
 }
+
+output "passwd_secret" {
+  description = "Secret Manager secret holding the password (gcloud secrets versions access latest --secret=...)."
+  value       = module.luna.passwd_secret
+}

@@ -16,7 +16,7 @@ variable "source_image" {
 }
 
 variable "release_url" {
-  description = "HTTPS URL of the Luna .deb the nodes install (the version the Luna image holds, if source_image is one)."
+  description = "gs:// or https:// URL of the Luna .deb the nodes install (the version the Luna image holds, if source_image is one). A presigned https:// URL expires, and nodes created after that cannot install it."
   type        = string
 }
 
@@ -26,15 +26,28 @@ variable "release_sha256" {
 }
 
 variable "passwd" {
-  description = "Password clients must send."
+  description = "Password clients must send; stored in Secret Manager, never in the state or a plan. Pass it at every plan and apply, e.g. TF_VAR_passwd."
   type        = string
   sensitive   = true
+  ephemeral   = true
+}
+
+variable "passwd_version" {
+  description = "Increase to store a new passwd in Secret Manager."
+  type        = number
+  default     = 1
+}
+
+variable "subnet_cidr" {
+  description = "Address range of the nodes' subnet."
+  type        = string
+  default     = "10.10.0.0/24"
 }
 
 variable "client_cidrs" {
   description = "Private ranges the clients connect from."
   type        = list(string)
-  default     = ["10.0.0.0/8"]
+  default     = ["10.10.0.0/16"]
 }
 
 variable "data_bucket" {

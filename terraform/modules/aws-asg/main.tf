@@ -13,6 +13,18 @@ locals {
     data.aws_caller_identity.current.account_id,
     trimprefix(var.passwd_ssm_parameter, "/"),
   )
+  init_sql_parameter_arn = var.init_sql_ssm_parameter == null ? null : format(
+    "arn:%s:ssm:%s:%s:parameter/%s",
+    data.aws_partition.current.partition,
+    data.aws_region.current.name,
+    data.aws_caller_identity.current.account_id,
+    trimprefix(var.init_sql_ssm_parameter, "/"),
+  )
+  parameter_arns = compact([local.passwd_parameter_arn, local.init_sql_parameter_arn])
+  secret_arns    = compact([var.passwd_secret_arn, var.init_sql_secret_arn])
+
+  # An s3:// release is read with the instance role.
+  release_object_arn = startswith(var.release_url, "s3://") ? "arn:${data.aws_partition.current.partition}:s3:::${trimprefix(var.release_url, "s3://")}" : null
 
   # luna.env settings the startup script applies on every node: the ports
   # the security group and target group assume.
@@ -21,26 +33,34 @@ locals {
     [for k in sort(keys(var.extra_env)) : "${k}=${var.extra_env[k]}"],
   ))
 
-  # Without a parameter the script is told explicitly to run without a
-  # password; it refuses to guess.
+  # The password source: an SSM parameter (LUNA_PASSWD_SSM_PARAMETER), a
+  # Secrets Manager secret, or explicitly none; the script refuses to
+  # guess.
+  passwd_from = var.passwd_secret_arn != null ? "aws-secretsmanager:${var.passwd_secret_arn}" : var.passwd_ssm_parameter != null ? "" : "none"
+  init_sql_from = (
+    var.init_sql_ssm_parameter != null ? "aws-ssm:${var.init_sql_ssm_parameter}" :
+    var.init_sql_secret_arn != null ? "aws-secretsmanager:${var.init_sql_secret_arn}" : ""
+  )
+
   user_data = templatefile("${path.module}/user-data.sh.tftpl", {
     startup_script       = local.startup_script
     release_url          = var.release_url
     release_sha256       = var.release_sha256
     passwd_ssm_parameter = var.passwd_ssm_parameter == null ? "" : var.passwd_ssm_parameter
-    passwd_from          = var.passwd_ssm_parameter == null ? "none" : ""
+    passwd_from          = local.passwd_from
     init_sql_b64         = base64encode(var.init_sql)
+    init_sql_from        = local.init_sql_from
     luna_env             = local.luna_env
   })
 
   # EC2 takes at most 16384 bytes of user data before base64 encoding (EC2
-  # User Guide, "Work with instance user data"). length() counts
-  # characters while base64encode() encodes bytes: n bytes become
-  # 4*ceil(n/3) characters, so n <= 16384 exactly when n+2 bytes become at
-  # most 21848.
-  user_data_b64   = base64encode(local.user_data)
-  user_data_fits  = length(base64encode("${local.user_data}..")) <= 21848
+  # User Guide, "Work with instance user data"). The user data goes
+  # gzip-compressed, which cloud-init unpacks (and the startup script reads
+  # back in image mode), so the startup script and init_sql fit several
+  # times over. n bytes become 4*ceil(n/3) base64 characters.
+  user_data_b64   = base64gzip(local.user_data)
   user_data_bytes = length(local.user_data_b64) / 4 * 3 - (endswith(local.user_data_b64, "==") ? 2 : endswith(local.user_data_b64, "=") ? 1 : 0)
+  user_data_fits  = local.user_data_bytes <= 16384
 
   tags = merge({ app = "luna" }, var.tags)
 }
@@ -91,18 +111,37 @@ data "aws_iam_policy_document" "luna" {
   }
 
   dynamic "statement" {
-    for_each = local.passwd_parameter_arn == null ? [] : [local.passwd_parameter_arn]
+    for_each = local.release_object_arn == null ? [] : [local.release_object_arn]
     content {
-      sid       = "ReadPasswd"
-      actions   = ["ssm:GetParameter"]
+      sid       = "ReadRelease"
+      actions   = ["s3:GetObject"]
       resources = [statement.value]
+    }
+  }
+
+  # The password and the secret startup SQL, and nothing else.
+  dynamic "statement" {
+    for_each = length(local.parameter_arns) == 0 ? [] : [local.parameter_arns]
+    content {
+      sid       = "ReadParameters"
+      actions   = ["ssm:GetParameter"]
+      resources = statement.value
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.secret_arns) == 0 ? [] : [local.secret_arns]
+    content {
+      sid       = "ReadSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = statement.value
     }
   }
 
   dynamic "statement" {
     for_each = var.passwd_kms_key_arn == null ? [] : [var.passwd_kms_key_arn]
     content {
-      sid       = "DecryptPasswd"
+      sid       = "DecryptSecrets"
       actions   = ["kms:Decrypt"]
       resources = [statement.value]
     }
@@ -171,7 +210,7 @@ resource "aws_launch_template" "luna" {
   image_id               = var.ami_id
   instance_type          = var.instance_type
   vpc_security_group_ids = [aws_security_group.luna.id]
-  user_data              = base64encode(local.user_data)
+  user_data              = local.user_data_b64
   update_default_version = true
   tags                   = local.tags
 
@@ -206,11 +245,19 @@ resource "aws_launch_template" "luna" {
   lifecycle {
     precondition {
       condition     = local.user_data_fits
-      error_message = "The user data is ${local.user_data_bytes} bytes (the startup script, the settings and init_sql, which takes ${length(base64encode(var.init_sql))} bytes base64-encoded); EC2 takes at most 16384 bytes before base64 encoding. Shorten init_sql (with this repository's startup script about 4 KiB of SQL fit), e.g. load the data from S3 in a short statement."
+      error_message = "The user data is ${local.user_data_bytes} bytes gzip-compressed (the startup script, the settings and init_sql); EC2 takes at most 16384 bytes before base64 encoding. Shorten init_sql, e.g. load the data from S3 in a short statement."
     }
     precondition {
       condition     = var.api_port != var.health_port
       error_message = "api_port and health_port must differ."
+    }
+    precondition {
+      condition     = var.no_passwd ? (var.passwd_ssm_parameter == null && var.passwd_secret_arn == null) : ((var.passwd_ssm_parameter == null) != (var.passwd_secret_arn == null))
+      error_message = "Set one of passwd_ssm_parameter (an SSM SecureString) and passwd_secret_arn (a Secrets Manager secret), or no_passwd = true to run without authentication."
+    }
+    precondition {
+      condition     = var.init_sql_ssm_parameter == null || var.init_sql_secret_arn == null
+      error_message = "Set at most one of init_sql_ssm_parameter and init_sql_secret_arn."
     }
   }
 }

@@ -156,7 +156,7 @@ variable "buckets" {
 }
 
 variable "passwd_ssm_parameter" {
-  description = "Name of the SSM parameter (SecureString) holding the password clients must send; Luna reads it at every start (--passwd-from aws-ssm:NAME), so it never reaches the disk. Null: no authentication."
+  description = "Name of the SSM parameter (SecureString) holding the password clients must send: the default way. Luna reads it at every start (--passwd-from aws-ssm:NAME), so it never reaches the disk, and only the instance role (ssm:GetParameter on this parameter) can. Create it outside the module, e.g. with value_wo so that the password is not in the state (see examples/aws)."
   type        = string
   default     = null
 
@@ -166,8 +166,25 @@ variable "passwd_ssm_parameter" {
   }
 }
 
+variable "passwd_secret_arn" {
+  description = "ARN of a Secrets Manager secret holding the password, instead of passwd_ssm_parameter (--passwd-from aws-secretsmanager:ARN); the instance role gets secretsmanager:GetSecretValue on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.passwd_secret_arn == null ? true : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", var.passwd_secret_arn))
+    error_message = "passwd_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
+variable "no_passwd" {
+  description = "Run without authentication: any client that reaches the API port may query. Only for tests on a private network."
+  type        = bool
+  default     = false
+}
+
 variable "passwd_kms_key_arn" {
-  description = "KMS key encrypting the SSM parameter, if it is a customer managed key; the instances get kms:Decrypt on it."
+  description = "KMS key encrypting the password parameter or secret (and the secret startup SQL), if it is a customer managed key; the instances get kms:Decrypt on it."
   type        = string
   default     = null
 
@@ -177,24 +194,46 @@ variable "passwd_kms_key_arn" {
   }
 }
 
+variable "init_sql_ssm_parameter" {
+  description = "Name of an SSM SecureString holding startup SQL with credentials (CREATE SECRET ... KEY_ID, SECRET), which init_sql, being user data, must not carry: the startup script fetches it at every boot into /etc/luna/init.d/40-secret.sql (readable by root and the service only), run before init_sql. The instance role gets ssm:GetParameter on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.init_sql_ssm_parameter == null ? true : (length(var.init_sql_ssm_parameter) <= 1011 && can(regex("^[a-zA-Z0-9_./-]+$", var.init_sql_ssm_parameter)))
+    error_message = "init_sql_ssm_parameter must be an SSM parameter name such as /luna/init-sql."
+  }
+}
+
+variable "init_sql_secret_arn" {
+  description = "ARN of a Secrets Manager secret holding startup SQL with credentials, instead of init_sql_ssm_parameter; the instance role gets secretsmanager:GetSecretValue on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.init_sql_secret_arn == null ? true : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", var.init_sql_secret_arn))
+    error_message = "init_sql_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
 variable "init_sql" {
-  description = "Startup SQL every instance runs before serving (passed base64-encoded in user data, written to /etc/luna/init.d), so every node preloads the same tables. User data holds at most 16384 bytes; next to this repository's startup script about 4 KiB of SQL fit."
+  description = "Startup SQL every instance runs before serving (passed base64-encoded in the gzip-compressed user data, written to /etc/luna/init.d), so every node preloads the same tables. User data holds at most 16384 bytes compressed, which the launch template checks. User data is readable by anyone with ec2:DescribeInstanceAttribute and every process on the instance: put credentials in init_sql_ssm_parameter instead."
   type        = string
   default     = ""
 
   validation {
     condition     = length(var.init_sql) <= 8192
-    error_message = "init_sql must be at most 8 KiB: it travels base64-encoded (a third larger) in the user data, which EC2 limits to 16384 bytes before encoding, next to the startup script; with this repository's startup script about 4 KiB fit (the launch template checks the exact total). Load larger data from a bucket in a short statement instead."
+    error_message = "init_sql must be at most 8 KiB: it travels in the user data, which EC2 limits to 16384 bytes, next to the startup script (the launch template checks the compressed total). Load larger data from a bucket in a short statement instead."
   }
 }
 
 variable "release_url" {
-  description = "HTTPS URL of the Luna .deb (luna_<version>_amd64.deb) the startup script installs; on the Luna AMI, name the version it holds and nothing is reinstalled."
+  description = "URL of the Luna .deb (luna_<version>_amd64.deb) the startup script installs: s3://BUCKET/KEY, read with the instance role (granted s3:GetObject on it; an S3 gateway endpoint is all the network it needs), or https://. A presigned https:// URL expires: instances launched later (replacements, scaling, a refresh) then cannot install it. On the Luna AMI, name the package it holds: nothing is downloaded."
   type        = string
 
   validation {
-    condition     = can(regex("^https://[^[:space:]'\"]+$", var.release_url))
-    error_message = "release_url must be an https:// URL without spaces or quotes."
+    condition     = can(regex("^(https://[^[:space:]'\"]+|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^[:space:]'\"]+)$", var.release_url))
+    error_message = "release_url must be an https:// or s3://BUCKET/KEY URL without spaces or quotes."
   }
 }
 

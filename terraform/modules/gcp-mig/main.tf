@@ -26,9 +26,26 @@ locals {
 
   startup_script = var.startup_script != null ? var.startup_script : file("${path.module}/../../../scripts/startup-gcp-mig.sh")
 
-  # The attributes the startup script (scripts/startup-gcp-mig.sh) and Luna
-  # read. Without a password the script is told so explicitly; its default
-  # source is the luna-passwd attribute.
+  # The Secret Manager secret holding the password: the one given, or the
+  # one the module makes from passwd. Full names, as the IAM binding and
+  # luna --passwd-from gcp-secretmanager take them.
+  create_passwd_secret = !var.no_passwd && var.passwd_secret == null
+  passwd_secret = var.no_passwd ? null : (
+    var.passwd_secret == null ? "projects/${var.project_id}/secrets/${var.name}-passwd" :
+    startswith(var.passwd_secret, "projects/") ? var.passwd_secret : "projects/${var.project_id}/secrets/${var.passwd_secret}"
+  )
+  init_sql_secret = var.init_sql_secret == null ? null : (
+    startswith(var.init_sql_secret, "projects/") ? var.init_sql_secret : "projects/${var.project_id}/secrets/${var.init_sql_secret}"
+  )
+  secrets = compact([local.passwd_secret, local.init_sql_secret])
+
+  # A gs:// release is read with the nodes' service account.
+  release_bucket = startswith(var.release_url, "gs://") ? split("/", trimprefix(var.release_url, "gs://"))[0] : null
+
+  # The attributes the startup script (scripts/startup-gcp-mig.sh) reads.
+  # Luna reads the password from Secret Manager at every start; without a
+  # password the script is told so explicitly (its default source is the
+  # luna-passwd attribute, which the module never sets).
   metadata = merge(
     {
       startup-script         = local.startup_script
@@ -37,9 +54,10 @@ locals {
       luna-release-url       = var.release_url
       luna-release-sha256    = var.release_sha256
       luna-env               = local.luna_env
+      luna-passwd-from       = var.no_passwd ? "none" : "gcp-secretmanager:${local.passwd_secret}"
     },
     var.init_sql == "" ? {} : { luna-init-sql = var.init_sql },
-    var.passwd == null ? { luna-passwd-from = "none" } : { luna-passwd = var.passwd, luna-passwd-from = "gcp-metadata:luna-passwd" },
+    local.init_sql_secret == null ? {} : { luna-init-sql-from = "gcp-secretmanager:${local.init_sql_secret}" },
   )
 
   labels = merge({ app = "luna" }, var.labels)
@@ -59,6 +77,56 @@ resource "google_storage_bucket_iam_member" "read" {
   bucket = each.value
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.luna.email}"
+}
+
+# The startup script downloads a gs:// release with the nodes' identity.
+resource "google_storage_bucket_iam_member" "release" {
+  count = local.release_bucket == null || contains(var.buckets, coalesce(local.release_bucket, "-")) ? 0 : 1
+
+  bucket = local.release_bucket
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.luna.email}"
+}
+
+# --- Secrets -------------------------------------------------------------------
+
+# The password, stored with a write-only version: the value is sent to
+# Secret Manager but kept in neither the state nor the plan.
+resource "google_secret_manager_secret" "passwd" {
+  count = local.create_passwd_secret ? 1 : 0
+
+  project   = var.project_id
+  secret_id = "${var.name}-passwd"
+  labels    = local.labels
+
+  replication {
+    auto {}
+  }
+}
+
+resource "google_secret_manager_secret_version" "passwd" {
+  count = local.create_passwd_secret ? 1 : 0
+
+  secret                 = google_secret_manager_secret.passwd[0].id
+  secret_data_wo         = var.passwd
+  secret_data_wo_version = var.passwd_version
+
+  lifecycle {
+    precondition {
+      condition     = var.passwd != null
+      error_message = "Set passwd (the module stores it in Secret Manager), passwd_secret (a secret that holds it), or no_passwd = true to run without authentication."
+    }
+  }
+}
+
+# Only the nodes read the secrets, one binding per secret.
+resource "google_secret_manager_secret_iam_member" "read" {
+  for_each = toset(local.secrets)
+
+  secret_id  = each.value
+  role       = "roles/secretmanager.secretAccessor"
+  member     = "serviceAccount:${google_service_account.luna.email}"
+  depends_on = [google_secret_manager_secret.passwd]
 }
 
 # Journal lines and metrics from the guest agent.
@@ -96,6 +164,9 @@ resource "google_compute_instance_template" "luna" {
     email  = google_service_account.luna.email
     scopes = ["cloud-platform"]
   }
+
+  # A node must find its password readable when it boots.
+  depends_on = [google_secret_manager_secret_version.passwd, google_secret_manager_secret_iam_member.read]
 
   shielded_instance_config {
     enable_secure_boot          = true

@@ -37,3 +37,8 @@ output "internal_lb_address" {
   description = "IP address of the internal load balancer, or null without one."
   value       = var.internal_lb ? google_compute_forwarding_rule.luna[0].ip_address : null
 }
+
+output "passwd_secret" {
+  description = "Secret Manager secret (projects/PROJECT/secrets/NAME) the nodes read the password from, or null without one."
+  value       = local.passwd_secret
+}

@@ -178,10 +178,11 @@ variable "buckets" {
 }
 
 variable "passwd" {
-  description = "Password clients must send, put in instance metadata attribute luna-passwd, from which Luna reads it at every start (--passwd-from gcp-metadata:luna-passwd); it is never written to the instances' disks. Anyone who can read the instances' metadata can read it. Null: no authentication."
+  description = "Password clients must send. The module stores it in the Secret Manager secret <name>-passwd through a write-only argument, so it is in neither the state nor a plan (an ephemeral variable: pass it at every plan and apply, e.g. TF_VAR_passwd), and only the nodes' service account may read it; Luna reads it at every start (--passwd-from gcp-secretmanager). Unused with passwd_secret or no_passwd."
   type        = string
   default     = null
   sensitive   = true
+  ephemeral   = true
 
   validation {
     condition     = var.passwd == null ? true : (length(var.passwd) >= 8 && !can(regex("[\r\n]", var.passwd)))
@@ -189,8 +190,36 @@ variable "passwd" {
   }
 }
 
+variable "passwd_version" {
+  description = "Version of passwd stored in Secret Manager: the write-only value is sent again only when this changes, so increase it to rotate the password (nodes read the latest version at their next start)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.passwd_version >= 1 && floor(var.passwd_version) == var.passwd_version
+    error_message = "passwd_version must be a whole number, 1 or more."
+  }
+}
+
+variable "passwd_secret" {
+  description = "An existing Secret Manager secret holding the password (its latest version), instead of passwd: NAME in project_id, or projects/PROJECT/secrets/NAME. The nodes' service account gets roles/secretmanager.secretAccessor on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.passwd_secret == null ? true : can(regex("^(projects/([a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]+)/secrets/)?[A-Za-z0-9_-]{1,255}$", var.passwd_secret))
+    error_message = "passwd_secret must be a secret name (letters, digits, - and _) or projects/PROJECT/secrets/NAME."
+  }
+}
+
+variable "no_passwd" {
+  description = "Run without authentication: any client that reaches the API port may query. Only for tests on a private network."
+  type        = bool
+  default     = false
+}
+
 variable "init_sql" {
-  description = "Startup SQL every instance runs before serving (metadata attribute luna-init-sql, written to /etc/luna/init.d), so every node preloads the same tables."
+  description = "Startup SQL every instance runs before serving (metadata attribute luna-init-sql, written to /etc/luna/init.d), so every node preloads the same tables. Instance metadata is readable by anyone with compute.instances.get and every process on the VM: put credentials in init_sql_secret instead."
   type        = string
   default     = ""
 
@@ -201,12 +230,23 @@ variable "init_sql" {
 }
 
 variable "release_url" {
-  description = "HTTPS URL of the Luna .deb (luna_<version>_amd64.deb) the startup script installs; on the Luna image, name the version it holds and nothing is reinstalled."
+  description = "URL of the Luna .deb (luna_<version>_amd64.deb) the startup script installs: gs://BUCKET/OBJECT, read with the nodes' service account (granted roles/storage.objectViewer on the bucket), or https://. A presigned https:// URL expires: nodes created later (autohealing, scaling, a rollout) then cannot install it. On the Luna image, name the package it holds: nothing is downloaded."
   type        = string
 
   validation {
-    condition     = can(regex("^https://[^[:space:]'\"]+$", var.release_url))
-    error_message = "release_url must be an https:// URL without spaces or quotes."
+    condition     = can(regex("^(https://[^[:space:]'\"]+|gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/[^[:space:]'\"]+)$", var.release_url))
+    error_message = "release_url must be an https:// or gs://BUCKET/OBJECT URL without spaces or quotes."
+  }
+}
+
+variable "init_sql_secret" {
+  description = "A Secret Manager secret holding startup SQL with credentials (CREATE SECRET ... KEY_ID, SECRET), which init_sql, being instance metadata, must not carry: NAME in project_id, or projects/PROJECT/secrets/NAME. The startup script fetches its latest version at every boot into /etc/luna/init.d/40-secret.sql (readable by root and the service only), run before init_sql; the nodes' service account gets roles/secretmanager.secretAccessor on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.init_sql_secret == null ? true : can(regex("^(projects/([a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]+)/secrets/)?[A-Za-z0-9_-]{1,255}$", var.init_sql_secret))
+    error_message = "init_sql_secret must be a secret name (letters, digits, - and _) or projects/PROJECT/secrets/NAME."
   }
 }
 

@@ -132,16 +132,20 @@ run "metadata_and_identity" {
     error_message = "the startup SQL must be passed verbatim as metadata luna-init-sql"
   }
   assert {
-    condition     = google_compute_instance_template.luna.metadata["luna-passwd"] == "correct horse battery"
-    error_message = "the password must be passed as metadata luna-passwd"
+    condition     = !contains(keys(google_compute_instance_template.luna.metadata), "luna-passwd")
+    error_message = "the password must never be in instance metadata"
   }
   assert {
     condition     = google_compute_instance_template.luna.metadata["startup-script"] == "#!/bin/sh\necho startup\n"
     error_message = "the startup script must be passed as metadata startup-script"
   }
   assert {
-    condition     = google_compute_instance_template.luna.metadata["luna-passwd-from"] == "gcp-metadata:luna-passwd"
-    error_message = "Luna must read its password from the luna-passwd attribute"
+    condition     = google_compute_instance_template.luna.metadata["luna-passwd-from"] == "gcp-secretmanager:projects/luna-test-project/secrets/luna-passwd"
+    error_message = "Luna must read its password from the module's Secret Manager secret"
+  }
+  assert {
+    condition     = !contains(keys(google_compute_instance_template.luna.metadata), "luna-init-sql-from")
+    error_message = "no secret startup SQL unless asked for"
   }
   assert {
     condition     = google_compute_instance_template.luna.metadata["luna-env"] == "LUNA_API_HOST_PORT=0.0.0.0:7688\nLUNA_HEALTH_HOST_PORT=0.0.0.0:7689"
@@ -156,12 +160,94 @@ run "metadata_and_identity" {
     error_message = "bucket access must be read-only"
   }
   assert {
+    condition     = length(google_storage_bucket_iam_member.release) == 0
+    error_message = "an https:// release needs no bucket access"
+  }
+  assert {
     condition     = google_compute_instance_template.luna.disk[0].source_image == "projects/debian-cloud/global/images/family/debian-12"
     error_message = "the default image must be Debian 12"
   }
   assert {
     condition     = google_service_account.luna.account_id == "luna-node" && google_compute_instance_template.luna.service_account[0].scopes == toset(["cloud-platform"])
     error_message = "the instances must run as the module's service account"
+  }
+}
+
+run "password_in_secret_manager" {
+  command = plan
+
+  assert {
+    condition     = google_secret_manager_secret.passwd[0].secret_id == "luna-passwd" && google_secret_manager_secret.passwd[0].project == "luna-test-project"
+    error_message = "the module must store the password in the secret luna-passwd of the project"
+  }
+  assert {
+    condition     = tostring(google_secret_manager_secret_version.passwd[0].secret_data_wo_version) == "1" && google_secret_manager_secret_version.passwd[0].secret_data == null
+    error_message = "the password must be written through the write-only secret_data_wo, version 1"
+  }
+  assert {
+    condition     = keys(google_secret_manager_secret_iam_member.read) == ["projects/luna-test-project/secrets/luna-passwd"]
+    error_message = "exactly the password secret must be readable"
+  }
+  assert {
+    condition     = alltrue([for m in google_secret_manager_secret_iam_member.read : m.role == "roles/secretmanager.secretAccessor" && m.member == "serviceAccount:${google_service_account.luna.email}"])
+    error_message = "only the nodes' service account may read the secrets, and only read them"
+  }
+}
+
+run "password_rotation" {
+  command = plan
+
+  variables {
+    passwd_version = 2
+  }
+
+  assert {
+    condition     = tostring(google_secret_manager_secret_version.passwd[0].secret_data_wo_version) == "2"
+    error_message = "passwd_version must reach secret_data_wo_version, so that a new value is written"
+  }
+}
+
+run "existing_secrets" {
+  command = plan
+
+  variables {
+    passwd          = null
+    passwd_secret   = "shared-luna-passwd"
+    init_sql_secret = "projects/luna-secrets/secrets/luna-init-sql"
+  }
+
+  assert {
+    condition     = length(google_secret_manager_secret.passwd) == 0 && length(google_secret_manager_secret_version.passwd) == 0
+    error_message = "with passwd_secret the module must not make a secret"
+  }
+  assert {
+    condition     = google_compute_instance_template.luna.metadata["luna-passwd-from"] == "gcp-secretmanager:projects/luna-test-project/secrets/shared-luna-passwd"
+    error_message = "a short passwd_secret must be taken in the module's project"
+  }
+  assert {
+    condition     = google_compute_instance_template.luna.metadata["luna-init-sql-from"] == "gcp-secretmanager:projects/luna-secrets/secrets/luna-init-sql"
+    error_message = "the startup script must fetch the secret startup SQL from init_sql_secret"
+  }
+  assert {
+    condition     = toset(keys(google_secret_manager_secret_iam_member.read)) == toset(["projects/luna-test-project/secrets/shared-luna-passwd", "projects/luna-secrets/secrets/luna-init-sql"])
+    error_message = "the nodes must be able to read both secrets"
+  }
+}
+
+run "release_from_a_bucket" {
+  command = plan
+
+  variables {
+    release_url = "gs://luna-releases/v1.0.0/luna_1.0.0_amd64.deb"
+  }
+
+  assert {
+    condition     = google_storage_bucket_iam_member.release[0].bucket == "luna-releases" && google_storage_bucket_iam_member.release[0].role == "roles/storage.objectViewer"
+    error_message = "the nodes must be able to read a gs:// release"
+  }
+  assert {
+    condition     = google_compute_instance_template.luna.metadata["luna-release-url"] == "gs://luna-releases/v1.0.0/luna_1.0.0_amd64.deb"
+    error_message = "the release URL must be passed as it is"
   }
 }
 
@@ -220,7 +306,8 @@ run "no_password" {
   command = plan
 
   variables {
-    passwd = null
+    passwd    = null
+    no_passwd = true
   }
 
   assert {
@@ -228,8 +315,8 @@ run "no_password" {
     error_message = "without a password the startup script must be told none"
   }
   assert {
-    condition     = !contains(keys(google_compute_instance_template.luna.metadata), "luna-passwd")
-    error_message = "no luna-passwd attribute without a password"
+    condition     = length(google_secret_manager_secret.passwd) == 0 && length(google_secret_manager_secret_iam_member.read) == 0
+    error_message = "no secret and no secret access without a password"
   }
 }
 
@@ -526,6 +613,30 @@ run "rejects_empty_release_url" {
   command = plan
   variables {
     release_url = ""
+  }
+  expect_failures = [var.release_url]
+}
+
+run "rejects_missing_password" {
+  command = plan
+  variables {
+    passwd = null
+  }
+  expect_failures = [google_secret_manager_secret_version.passwd]
+}
+
+run "rejects_bad_passwd_secret" {
+  command = plan
+  variables {
+    passwd_secret = "projects/luna-test-project/secrets/pw/versions/1"
+  }
+  expect_failures = [var.passwd_secret]
+}
+
+run "rejects_s3_release_url" {
+  command = plan
+  variables {
+    release_url = "s3://luna-releases/luna.deb"
   }
   expect_failures = [var.release_url]
 }
