@@ -53,7 +53,7 @@ install_npm_lib() { # name package@version...
 install_iceberg_writer() {
 	local root stamp="$BIN/.iceberg-write.hash" hash
 	root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-	hash="$(cd "$root/internal/icebergwriter" && { GOTOOLCHAIN=local go version; sha256sum go.mod go.sum *.go; } | sha256sum)"
+	hash="$(cd "$root/internal/icebergwriter" && { GOTOOLCHAIN=local go version; sha256sum go.mod go.sum ./*.go; } | sha256sum)"
 	if [[ -x "$BIN/iceberg-write" && "$(cat "$stamp" 2>/dev/null)" == "$hash" ]]; then
 		return
 	fi
