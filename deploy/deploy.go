@@ -33,7 +33,11 @@ const (
 
 // Instance is one member of a group as status, logs and restart see it.
 type Instance struct {
-	Name       string `json:"name"`
+	Name string `json:"name"`
+	// ID is the cloud's own identifier of this machine (the GCE instance
+	// id, the EC2 instance id): a node that autohealing recreates keeps
+	// its name on GCP but gets a new ID, and a new host key.
+	ID         string `json:"id,omitempty"`
 	State      string `json:"state"`
 	Health     string `json:"health"`
 	Zone       string `json:"zone"`
@@ -44,6 +48,15 @@ type Instance struct {
 	// instance, for hosts that share one address (0: the default).
 	SSHPort    int `json:"-"`
 	HealthPort int `json:"-"`
+}
+
+// Identity names the machine for host-key records: the name, and the ID
+// when the cloud gives one that differs from it.
+func (i Instance) Identity() string {
+	if i.ID == "" || i.ID == i.Name {
+		return i.Name
+	}
+	return i.Name + "/" + i.ID
 }
 
 // Address returns the IP to reach the instance on: the internal one when

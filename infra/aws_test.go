@@ -221,6 +221,23 @@ func TestAWSModuleContract(t *testing.T) {
 	profile := m.block(t, "resource", "aws_iam_instance_profile", "luna")
 	wantText(t, "instance profile role", m.text(t, profile, profile, "role"), "aws_iam_role.luna.name")
 
+	// Session Manager: the AWS managed policy for the agent (AWS Systems
+	// Manager User Guide, "Configure instance permissions required for
+	// Systems Manager": AmazonSSMManagedInstanceCore), behind ssm_access,
+	// on by default; the nodes boot only once the role can read the
+	// password and register.
+	ssm := m.block(t, "resource", "aws_iam_role_policy_attachment", "ssm")
+	wantText(t, "ssm attachment count", m.text(t, ssm, ssm, "count"), "var.ssm_access ? 1 : 0")
+	wantText(t, "ssm attachment role", m.text(t, ssm, ssm, "role"), "aws_iam_role.luna.name")
+	wantText(t, "ssm attachment policy", m.text(t, ssm, ssm, "policy_arn"), `"arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"`)
+	if v := literal(t, m.block(t, "variable", "ssm_access"), "default"); !v.True() {
+		t.Errorf("ssm_access defaults to %#v, want true", v)
+	}
+	if v := literal(t, m.block(t, "variable", "ssh_authorized_keys"), "default"); v.LengthInt() != 0 {
+		t.Errorf("ssh_authorized_keys defaults to %#v, want []", v)
+	}
+	wantText(t, "launch template depends_on", m.text(t, lt, lt, "depends_on"), "[aws_iam_role_policy.luna, aws_iam_role_policy_attachment.ssm]")
+
 	wantText(t, "user_data_b64", m.text(t, locals, locals, "user_data_b64"), "base64gzip(local.user_data)")
 	wantText(t, "user_data_fits", m.text(t, locals, locals, "user_data_fits"), "local.user_data_bytes <= 16384")
 	// User data: the template gets exactly the variables it uses, the
@@ -252,6 +269,8 @@ func TestAWSModuleContract(t *testing.T) {
 	wantText(t, "local.passwd_from", m.text(t, locals, locals, "passwd_from"),
 		`var.passwd_secret_arn != null ? "aws-secretsmanager:${var.passwd_secret_arn}" : var.passwd_ssm_parameter != null ? "" : "none"`)
 	wantText(t, "luna_env", passed["luna_env"], "local.luna_env")
+	wantText(t, "ssm_agent", passed["ssm_agent"], `var.ssm_access ? "yes" : "no"`)
+	wantText(t, "ssh_authorized_keys", passed["ssh_authorized_keys"], `join("\n", var.ssh_authorized_keys)`)
 	if got := m.text(t, locals, locals, "luna_env"); !strings.Contains(got, `"LUNA_API_HOST_PORT=0.0.0.0:${var.api_port}", "LUNA_HEALTH_HOST_PORT=0.0.0.0:${var.health_port}"`) {
 		t.Errorf("luna_env does not set the module's ports: %s", got)
 	}
@@ -323,7 +342,7 @@ func TestAWSUserDataRuns(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "env")
 	initSQL := "CREATE TABLE t AS SELECT 42 AS answer;\n-- it's 'quoted'\n"
-	stub := "#!/bin/bash\nset -eu\n{\n  echo \"url=$LUNA_RELEASE_URL\"\n  echo \"sha=$LUNA_RELEASE_SHA256\"\n  echo \"ssm=$LUNA_PASSWD_SSM_PARAMETER\"\n  echo \"from=$LUNA_PASSWD_FROM\"\n  echo \"sqlfrom=$LUNA_INIT_SQL_FROM\"\n  echo \"env=$LUNA_ENV\"\n  echo \"self=$0\"\n  printf %s \"$LUNA_INIT_SQL_B64\" | base64 -d\n} >" + out + "\n"
+	stub := "#!/bin/bash\nset -eu\n{\n  echo \"url=$LUNA_RELEASE_URL\"\n  echo \"sha=$LUNA_RELEASE_SHA256\"\n  echo \"ssm=$LUNA_PASSWD_SSM_PARAMETER\"\n  echo \"from=$LUNA_PASSWD_FROM\"\n  echo \"sqlfrom=$LUNA_INIT_SQL_FROM\"\n  echo \"env=$LUNA_ENV\"\n  echo \"agent=$LUNA_SSM_AGENT\"\n  echo \"keys=$LUNA_SSH_AUTHORIZED_KEYS\"\n  echo \"self=$0\"\n  printf %s \"$LUNA_INIT_SQL_B64\" | base64 -d\n} >" + out + "\n"
 	ud := renderUserData(t, map[string]cty.Value{
 		"startup_script":       cty.StringVal(stub),
 		"release_url":          cty.StringVal("https://releases.example.com/luna_1.2.3_amd64.deb"),
@@ -333,6 +352,8 @@ func TestAWSUserDataRuns(t *testing.T) {
 		"init_sql_from":        cty.StringVal("aws-ssm:/luna/init-sql"),
 		"luna_env":             cty.StringVal("LUNA_API_HOST_PORT=0.0.0.0:7688\nLUNA_MEMORY_LIMIT=80%"),
 		"init_sql_b64":         cty.StringVal(base64.StdEncoding.EncodeToString([]byte(initSQL))),
+		"ssm_agent":            cty.StringVal("yes"),
+		"ssh_authorized_keys":  cty.StringVal(testSSHKeys[0] + "\n" + testSSHKeys[1]),
 	})
 	script := filepath.Join(t.TempDir(), "user-data")
 	if err := os.WriteFile(script, []byte(ud), 0o755); err != nil {
@@ -352,10 +373,17 @@ func TestAWSUserDataRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "url=https://releases.example.com/luna_1.2.3_amd64.deb\nsha=" + strings.Repeat("ab", 32) +
-		"\nssm=/luna/passwd\nfrom=\nsqlfrom=aws-ssm:/luna/init-sql\nenv=LUNA_API_HOST_PORT=0.0.0.0:7688\nLUNA_MEMORY_LIMIT=80%\nself=/usr/local/lib/luna/startup-aws-asg.sh\n" + initSQL
+		"\nssm=/luna/passwd\nfrom=\nsqlfrom=aws-ssm:/luna/init-sql\nenv=LUNA_API_HOST_PORT=0.0.0.0:7688\nLUNA_MEMORY_LIMIT=80%\nagent=yes\nkeys=" + testSSHKeys[0] + "\n" + testSSHKeys[1] +
+		"\nself=/usr/local/lib/luna/startup-aws-asg.sh\n" + initSQL
 	if string(got) != want {
 		t.Fatalf("startup script saw:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// testSSHKeys are OpenSSH public keys as ssh-keygen writes them.
+var testSSHKeys = []string{
+	"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBeTMeXba6g45lEQlFJurzL44thKbnq+UbtlraoSfw0G alice@laptop",
+	"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBKI8t8uR1Q3z/Yg3wddPMR9aLz5U5DX0mufbzHbHS8ZV96WcbaCSokOq7m/hT2A2vUeb1vj7bWZc3Esis2BWMKs= carol",
 }
 
 // validationFuncs are the Terraform functions the modules' validations
@@ -481,8 +509,14 @@ func TestAWSVariableValidation(t *testing.T) {
 		{"passwd_ssm_parameter", cty.StringVal("/luna/pass word"), "SSM parameter name"},
 		{"passwd_kms_key_arn", cty.StringVal("arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"), ""},
 		{"passwd_kms_key_arn", cty.StringVal("alias/luna"), "KMS key ARN"},
-		{"init_sql", cty.StringVal("CREATE TABLE t AS SELECT 1;"), ""},
-		{"init_sql", cty.StringVal(strings.Repeat("x", 8193)), "at most 8 KiB"},
+		{"ssh_authorized_keys", strs(testSSHKeys...), ""},
+		{"ssh_authorized_keys", strs(), ""},
+		{"ssh_authorized_keys", strs("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBeTMeXba6g45lEQlFJurzL44thKbnq+UbtlraoSfw0G"), ""},
+		{"ssh_authorized_keys", strs(`command="/bin/sh" ` + testSSHKeys[0]), "OpenSSH public keys"},
+		{"ssh_authorized_keys", strs(testSSHKeys[0] + "\n" + testSSHKeys[1]), "OpenSSH public keys"},
+		{"ssh_authorized_keys", strs(testSSHKeys[0] + "'; reboot; '"), "OpenSSH public keys"},
+		{"ssh_authorized_keys", strs("ssh-dss AAAAB3NzaC1kc3MAAACBAONogFg5b367CvAAK0F7uwJ6Pwu2hzZLLxHoOYPkRZ3w dsa"), "OpenSSH public keys"},
+		{"ssh_authorized_keys", strs("-----BEGIN OPENSSH PRIVATE KEY-----"), "OpenSSH public keys"},
 		{"release_url", cty.StringVal(""), "https:// or s3://BUCKET/KEY URL"},
 		{"release_url", cty.StringVal("https://releases.example.com/luna_1.0.0_amd64.deb"), ""},
 		{"release_url", cty.StringVal("http://releases.example.com/luna.deb"), "https:// or s3://BUCKET/KEY URL"},

@@ -39,6 +39,13 @@ if command -v cloud-init >/dev/null; then
 fi
 rm -rf /var/lib/cloud/instances/* /var/lib/cloud/instance
 
+# The SSM agent's state is the build instance's: every instance registers
+# afresh.
+if [[ -d /var/lib/amazon/ssm ]]; then
+	systemctl stop amazon-ssm-agent.service 2>/dev/null || true
+	rm -rf /var/lib/amazon/ssm/*
+fi
+
 # Luna's runtime state, but not baked extensions.
 rm -rf /var/lib/private/luna/tmp /var/lib/private/luna/object-cache
 

@@ -2,8 +2,9 @@
 # and luna-configure@gcp-mig.service or luna-configure@aws-asg.service
 # enabled, which configures Luna from the instance metadata (GCP) or user
 # data (AWS) at every boot and starts it, so an instance needs no startup
-# script; cleaned so every instance starts fresh. Build with `make image-gcp`
-# or `make image-aws`.
+# script; the AWS image also has amazon-ssm-agent, which Debian's AMIs lack
+# and Session Manager needs; cleaned so every instance starts fresh. Build
+# with `make image-gcp` or `make image-aws`.
 
 packer {
   required_version = ">= 1.9.0"
@@ -22,6 +23,11 @@ packer {
 
 locals {
   deb_path = var.deb_path != "" ? var.deb_path : "${path.root}/../dist/luna_${var.luna_version}_amd64.deb"
+  # The SSM agent for Debian from the build region's bucket, the URL AWS
+  # documents in "Manually install SSM Agent on Debian Server instances"
+  # (AWS Systems Manager User Guide); the agent is the same in every region
+  # the AMI is copied to.
+  ssm_agent_url = "https://s3.${var.aws_region}.amazonaws.com/amazon-ssm-${var.aws_region}/latest/debian_amd64/amazon-ssm-agent.deb"
   # Image names and labels allow only lowercase letters, digits and hyphens.
   version_label = lower(regex_replace(var.luna_version, "[^0-9A-Za-z-]", "-"))
   timestamp     = formatdate("YYYYMMDDhhmmss", timestamp())
@@ -97,6 +103,7 @@ build {
       "LUNA_DEB=/tmp/luna.deb",
       "LUNA_CONFIGURE=${source.type == "googlecompute" ? "gcp-mig" : "aws-asg"}",
       "LUNA_BAKE_EXTENSIONS=${join(" ", var.bake_extensions)}",
+      "LUNA_SSM_AGENT_URL=${source.type == "amazon-ebs" ? local.ssm_agent_url : ""}",
     ]
   }
 

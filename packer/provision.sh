@@ -12,6 +12,9 @@
 #   LUNA_DEB               the uploaded .deb (absolute path)
 #   LUNA_CONFIGURE         gcp-mig or aws-asg: the cloud the image is for
 #   LUNA_BAKE_EXTENSIONS   space-separated extension names, may be empty
+#   LUNA_SSM_AGENT_URL     amazon-ssm-agent's .deb to install (AWS images:
+#                          Debian's AMIs lack it; Session Manager needs it),
+#                          may be empty
 set -euo pipefail
 
 die() { echo "provision.sh: $*" >&2; exit 1; }
@@ -36,6 +39,21 @@ rm -f "$deb"
 systemctl disable luna.service
 systemctl enable "luna-configure@$configure.service"
 /usr/bin/luna --version
+
+# The startup script checks for the agent before it would download it, so
+# nodes from this image need no S3 access for it.
+ssm_agent_url=${LUNA_SSM_AGENT_URL:-}
+if [[ -n $ssm_agent_url ]]; then
+	agent=$(mktemp -d -p /var/tmp ssm-agent.XXXXXX)
+	chmod 0755 "$agent"
+	curl -fsSL --retry 5 --retry-connrefused --max-time 300 -o "$agent/amazon-ssm-agent.deb" "$ssm_agent_url" ||
+		die "downloading $ssm_agent_url failed"
+	[[ $(dpkg-deb -f "$agent/amazon-ssm-agent.deb" Package) == amazon-ssm-agent ]] || die "$ssm_agent_url is not the amazon-ssm-agent package"
+	apt-get install -y -q -o DPkg::Lock::Timeout=300 "$agent/amazon-ssm-agent.deb"
+	rm -rf "$agent"
+	systemctl enable amazon-ssm-agent.service
+	dpkg-query -W -f='provision.sh: amazon-ssm-agent ${Version} installed\n' amazon-ssm-agent
+fi
 
 # Extensions are installed by the service itself, so they land in its own
 # extension directory (under LUNA_DB_HOME_DIR) owned by its user. A runtime

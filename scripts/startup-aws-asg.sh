@@ -17,8 +17,16 @@
 #   LUNA_INIT_SQL_FROM         startup SQL with credentials, e.g.
 #                              aws-ssm:/luna/init-sql (init.d/40-secret.sql)
 #   LUNA_ENV                   more luna.env settings, LUNA_*=value lines
+#   LUNA_SSM_AGENT             yes: install amazon-ssm-agent unless it is,
+#                              for SSH through Session Manager
+#   LUNA_SSH_AUTHORIZED_KEYS   OpenSSH public keys, one a line, for the
+#                              login user's ~/.ssh/authorized_keys
+#   LUNA_SSH_USER              that user (default admin, Debian's)
 #   AWS_REGION                 default: the instance's
 #   LUNA_READY_TIMEOUT         seconds to wait for /readyz (default 300)
+#
+# Operator access is set up before the release is installed, so that a
+# node whose install or start fails can still be reached to see why.
 #
 # Also read: AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_ENDPOINT_URL_S3 (or
 # AWS_ENDPOINT_URL; path-style), AWS_ACCESS_KEY_ID and so on (else the
@@ -349,6 +357,76 @@ fail_service() {
 
 # --- common: end ---
 
+# check_ssh_keys KEYS: OpenSSH public key lines ("TYPE BASE64 [COMMENT]",
+# no options), blanks and # comments.
+check_ssh_keys() {
+	local line n=0
+	while IFS= read -r line; do
+		n=$((n + 1))
+		[[ -z ${line//[[:space:]]/} || $line == \#* ]] && continue
+		# Only the line number is shown: a private key pasted by mistake
+		# stays out of the journal.
+		[[ $line =~ ^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)\ [A-Za-z0-9+/]+={0,2}(\ [^[:cntrl:]]*)?$ ]] ||
+			die "line $n of LUNA_SSH_AUTHORIZED_KEYS is not an OpenSSH public key (TYPE BASE64 [COMMENT], no options)"
+	done <<<"$1"
+}
+
+# authorize_ssh_keys USER KEYS puts KEYS between marker lines at the end of
+# USER's ~/.ssh/authorized_keys, replacing the last run's and keeping other
+# keys, so SSH through Session Manager needs no EC2 key pair. Luna is not
+# restarted for it.
+authorize_ssh_keys() {
+	local user=$1 keys=$2 home group file cur rest new was=$changed
+	local begin='# luna: keys from LUNA_SSH_AUTHORIZED_KEYS' end='# luna: end of keys from LUNA_SSH_AUTHORIZED_KEYS'
+	home=$(getent passwd "$user" | cut -d: -f6 || true)
+	if [[ -z $home || ! -d $home ]]; then
+		[[ -z $keys ]] || log "warning: no user $user with a home directory: not adding LUNA_SSH_AUTHORIZED_KEYS (set LUNA_SSH_USER)"
+		return 0
+	fi
+	file=$home/.ssh/authorized_keys
+	cur=''
+	[[ -f $file ]] && cur=$(<"$file")
+	[[ -z $keys && $cur != *"$begin"* ]] && return 0
+	rest=$(B=$begin E=$end awk '$0 == ENVIRON["B"] { skip = 1; next } $0 == ENVIRON["E"] { skip = 0; next } !skip' <<<"$cur")
+	new=$rest
+	if [[ -n $keys ]]; then
+		new+=${rest:+$'\n'}$begin$'\n'$keys$'\n'$end
+	fi
+	group=$(id -gn "$user")
+	install -d -m 0700 -o "$user" -g "$group" "$home/.ssh"
+	write_file "$file" 0600 "$user:$group" "$new" "LUNA_SSH_AUTHORIZED_KEYS"
+	changed=$was
+}
+
+# install_ssm_agent installs amazon-ssm-agent, which Session Manager needs
+# and Debian's AMIs lack, unless it is there (the Luna AMI has it), and
+# starts it. The package comes from the region's bucket as "Manually install
+# SSM Agent on Debian Server instances" (AWS Systems Manager User Guide)
+# documents, https://s3.REGION.amazonaws.com/amazon-ssm-REGION/latest/debian_amd64/amazon-ssm-agent.deb,
+# reachable through an S3 gateway endpoint; unsigned, since it is public
+# and the role has no rights on that bucket. Failing is not fatal: the
+# node serves, without operator access.
+install_ssm_agent() {
+	local url dir
+	if [[ $(dpkg-query -W -f='${Status}' amazon-ssm-agent 2>/dev/null || true) != "install ok installed" ]]; then
+		url=${AWS_ENDPOINT_URL_S3:-${AWS_ENDPOINT_URL:-https://s3.$region.amazonaws.com}}
+		url=${url%/}/amazon-ssm-$region/latest/debian_$(dpkg --print-architecture)/amazon-ssm-agent.deb
+		dir=$(mktemp -d -p /var/tmp luna-ssm-agent.XXXXXX)
+		chmod 0755 "$dir"
+		log "installing amazon-ssm-agent from $url"
+		if ! { curl -fsS --retry 3 --retry-connrefused --connect-timeout 10 --max-time 300 -o "$dir/agent.deb" "$url" &&
+			[[ $(dpkg-deb -f "$dir/agent.deb" Package) == amazon-ssm-agent ]] &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 "$dir/agent.deb"; }; then
+			rm -rf "$dir"
+			log "warning: installing amazon-ssm-agent from $url failed: no SSH through Session Manager (does the subnet reach S3?)"
+			return 0
+		fi
+		rm -rf "$dir"
+	fi
+	systemctl enable --now --quiet amazon-ssm-agent.service ||
+		log "warning: starting amazon-ssm-agent.service failed: no SSH through Session Manager"
+}
+
 URL_SOURCE=LUNA_RELEASE_URL
 SHA_SOURCE=LUNA_RELEASE_SHA256
 ENV_SOURCE=LUNA_ENV
@@ -378,12 +456,21 @@ extra_env=${LUNA_ENV:-}
 
 check_release "$url" "$sha"
 check_env_lines "$extra_env"
+ssh_keys=${LUNA_SSH_AUTHORIZED_KEYS:-}
+ssh_user=${LUNA_SSH_USER:-admin}
+[[ $ssh_user =~ ^[a-z_][a-z0-9_-]*$ ]] || die "LUNA_SSH_USER must be a user name, got '$ssh_user'"
+check_ssh_keys "$ssh_keys"
+ssm_agent=${LUNA_SSM_AGENT:-}
+[[ $ssm_agent =~ ^(yes|no|)$ ]] || die "LUNA_SSM_AGENT must be yes or no, got '$ssm_agent'"
 region=${AWS_REGION:-}
 if [[ -z $region ]]; then
 	imds_session
 	region=$(imds_get meta-data/placement/region)
 fi
 [[ $region =~ ^[a-z0-9-]+$ ]] || die "bad AWS region '$region'"
+
+authorize_ssh_keys "$ssh_user" "$ssh_keys"
+[[ $ssm_agent != yes ]] || install_ssm_agent
 
 install_release "$url" "$sha"
 

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lunadb/luna/server/admission"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/remote"
 	"github.com/lunadb/luna/server/wire"
@@ -60,6 +61,12 @@ type Options struct {
 	// BatchRows is the smallest result record batch: smaller DuckDB chunks
 	// are joined up to it (default 2048, DuckDB's own chunk size).
 	BatchRows int
+	// Admission, when set, caps the statements running at once
+	// (--max-concurrent-queries): a request holds a slot while its
+	// statements run and their result streams, and waits its turn for one
+	// within QueryTimeout. AUTH, unknown requests and admission.Exempt
+	// statements take none.
+	Admission *admission.Limiter
 }
 
 // Observer receives the server's events; implementations must be safe for

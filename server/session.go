@@ -12,9 +12,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/lunadb/luna/server/admission"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/recovery"
 	"github.com/lunadb/luna/server/wire"
@@ -51,6 +53,8 @@ type session struct {
 	// reqDeadline is when the request being answered must be done
 	// (--query-timeout), writes to the client included; zero: never.
 	reqDeadline time.Time
+	// timeout is the cause reqDeadline carries; nil without one.
+	timeout *queryTimeout
 	// writeDeadline is the one last set on nc, to skip setting it again.
 	writeDeadline time.Time
 
@@ -299,11 +303,13 @@ func (ss *session) serve(p parsed) bool {
 	}
 
 	ctx, cancel := ss.ctx, context.CancelFunc(func() {})
+	ss.timeout = nil
 	if t := ss.srv.opts.QueryTimeout; t > 0 {
 		// The same deadline bounds writes (flush), so a client that stops
 		// reading cannot hold the request past it.
 		ss.reqDeadline = start.Add(t)
-		ctx, cancel = context.WithDeadlineCause(ctx, ss.reqDeadline, fmt.Errorf("query timeout: the request ran longer than %v (--query-timeout)", t))
+		ss.timeout = &queryTimeout{limit: t}
+		ctx, cancel = context.WithDeadlineCause(ctx, ss.reqDeadline, ss.timeout)
 	}
 	defer cancel()
 
@@ -326,6 +332,23 @@ func (ss *session) serve(p parsed) bool {
 }
 
 var errUnknownPrefix = errors.New("unknown prefix")
+
+// queryTimeout is a request's deadline cause. Once the request waited for
+// a query slot it says how long: time spent queued counts against
+// --query-timeout, and the answer should not blame the statement alone.
+type queryTimeout struct {
+	limit  time.Duration
+	waited atomic.Int64 // nanoseconds; read when a watcher words the error
+	slots  atomic.Int64
+}
+
+func (e *queryTimeout) Error() string {
+	msg := fmt.Sprintf("query timeout: the request ran longer than %v (--query-timeout)", e.limit)
+	if w := time.Duration(e.waited.Load()).Round(time.Millisecond); w > 0 {
+		msg += fmt.Sprintf(", %v of it waiting for a query slot (--max-concurrent-queries %d)", w, e.slots.Load())
+	}
+	return msg
+}
 
 func outcome(ok bool, otherwise string) string {
 	if ok {
@@ -406,6 +429,23 @@ func (ss *session) run(ctx context.Context, req wire.Request) (err error) {
 	defer recovery.Recover(ss.log, recovery.Statement, "running the statement", func(pe *recovery.Error) {
 		err = ss.statementPanicked(req.Text, pe, mark)
 	}, "kind", req.Kind.String(), "bytes", len(req.Text))
+	if lim := ss.srv.opts.Admission; lim != nil && !admission.Exempt(req.Text) {
+		// The slot is held until the result is produced and all but its
+		// last flush is written, since DuckDB's pipeline runs while a
+		// result streams: a slow reader keeps it while it takes 1 MiB per
+		// --write-timeout, never past --query-timeout. A panic releases it
+		// too, as deferred calls run while the panic unwinds.
+		waited, err := lim.Acquire(ctx, ss.log)
+		if err != nil {
+			ss.status(req.Text, err.Error())
+			return err
+		}
+		defer lim.Release()
+		if waited > 0 && ss.timeout != nil {
+			ss.timeout.slots.Store(int64(lim.Limit()))
+			ss.timeout.waited.Store(int64(waited))
+		}
+	}
 	recovery.Inject("statement", req.Text)
 	if req.Kind == wire.Exec {
 		return ss.exec(ctx, req.Text)

@@ -19,9 +19,10 @@ import (
 // (gcp-mig or aws-asg), then packer/cleanup.sh, both in the image's root
 // file system (a container whose init is a shell, as in a chroot: the
 // scripts need no running systemd). The build is offline: apt-get update
-// and upgrade are skipped, everything else is the real apt-get. The image
-// is not booted yet.
-func buildImage(t *testing.T, configure string) *appliance {
+// and upgrade are skipped, everything else is the real apt-get. env are
+// further NAME=value settings of provision.sh, as Packer passes them. The
+// image is not booted yet.
+func buildImage(t *testing.T, configure string, env ...string) *appliance {
 	t.Helper()
 	needRoot(t)
 	needTools(t, "systemd-nspawn", "nsenter", "debootstrap", "flock")
@@ -39,9 +40,13 @@ exec /usr/bin/apt-get "$@"
 `, 0o755)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "systemd-nspawn", "-q", "--pipe", "-D", a.Root, "--register=no", "--keep-unit",
-		"--machine="+a.Name, "--setenv=LUNA_DEB=/root/pkg/luna.deb", "--setenv=LUNA_CONFIGURE="+configure,
-		"/bin/sh", "-ec", "/root/packer/provision.sh; rm /usr/local/sbin/apt-get; /root/packer/cleanup.sh").CombinedOutput()
+	args := []string{"-q", "--pipe", "-D", a.Root, "--register=no", "--keep-unit",
+		"--machine=" + a.Name, "--setenv=LUNA_DEB=/root/pkg/luna.deb", "--setenv=LUNA_CONFIGURE=" + configure}
+	for _, e := range env {
+		args = append(args, "--setenv="+e)
+	}
+	args = append(args, "/bin/sh", "-ec", "/root/packer/provision.sh; rm /usr/local/sbin/apt-get; /root/packer/cleanup.sh")
+	out, err := exec.CommandContext(ctx, "systemd-nspawn", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("provision.sh and cleanup.sh: %v\n%s", err, out)
 	}
@@ -121,8 +126,22 @@ func TestImageGCP(t *testing.T) {
 // luna-passwd-from instance tag. The image's luna-configure@aws-asg.service
 // reads both through IMDSv2, fetches the secret startup SQL from SSM with
 // the instance role, and starts Luna, which reads its password from SSM.
+// The image build installed amazon-ssm-agent from the URL Packer gives
+// (LUNA_SSM_AGENT_URL), so the instance asked for it downloads nothing and
+// runs it.
 func TestImageAWS(t *testing.T) {
-	a := buildImage(t, "aws-asg")
+	agentDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(agentDir, "amazon-ssm-agent.deb"), fakeSSMAgentDeb(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	agentBase, agentGets := fileServer(t, agentDir)
+	a := buildImage(t, "aws-asg", "LUNA_SSM_AGENT_URL="+agentBase+"/amazon-ssm-agent.deb")
+	if got := agentGets.list(); len(got) != 1 {
+		t.Errorf("the image build fetched %q, want the agent once", got)
+	}
+	if _, err := os.Lstat(a.Path("etc/systemd/system/multi-user.target.wants/amazon-ssm-agent.service")); err != nil {
+		t.Errorf("the image's amazon-ssm-agent.service is not enabled: %v", err)
+	}
 	const passwd = "image-Pa55-from-ssm-4e1f"
 	a.passwd = passwd
 	sum := sha256Of(t, debPath(t, debV1))
@@ -133,6 +152,7 @@ func TestImageAWS(t *testing.T) {
 			"export LUNA_ENV='LUNA_API_HOST_PORT=" + a.api + "\nLUNA_HEALTH_HOST_PORT=" + a.health + "'\n" +
 			"export LUNA_INIT_SQL_B64='" + base64.StdEncoding.EncodeToString([]byte(preloadSQL)) + "'\n" +
 			"export LUNA_INIT_SQL_FROM='aws-ssm:/luna/init-sql'\n" +
+			"export LUNA_SSM_AGENT='yes'\n" +
 			"export LUNA_RELEASE_SHA256='" + sum + "'\n" +
 			"export LUNA_RELEASE_URL='http://" + closedAddr(t) + "/luna_" + debV1 + "_amd64.deb'\n",
 	}
@@ -148,6 +168,12 @@ func TestImageAWS(t *testing.T) {
 
 	a.bootInstance("aws-asg")
 	a.checkServing(passwd, "aws-ssm:/luna/passwd")
+	if got := agentGets.list(); len(got) != 1 {
+		t.Errorf("the instance downloaded the agent its image holds: %q", got)
+	}
+	if out, _ := a.Exec("systemctl", "is-active", "amazon-ssm-agent.service"); strings.TrimSpace(out) != "active" {
+		t.Errorf("amazon-ssm-agent.service is %q on the instance", strings.TrimSpace(out))
+	}
 	a.checkInitSQLFiles()
 	if env := a.Read("etc/luna/luna.env"); !strings.Contains(env, "\nAWS_REGION=eu-west-3\n") {
 		t.Errorf("luna.env lacks the instance's region:\n%s", env)

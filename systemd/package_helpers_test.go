@@ -313,20 +313,32 @@ func (f *fakeSSM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // credentials, which the gateway does not accept: it checks each request's
 // SigV4 signature against keyID, secret and session in region, records it
 // as "METHOD PATH ok" (or why not), and answers a valid GET from the
-// gateway.
+// gateway. An unsigned GET of the bucket public, as AWS's amazon-ssm-REGION
+// buckets allow, is answered too ("METHOD PATH public").
 type s3Front struct {
 	recorder
 	keyID, secret, session, region string
+	public                         string
 	s3                             *objstoretest.S3Server
 }
 
 func (f *s3Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.public != "" && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" && strings.HasPrefix(r.URL.Path, "/"+f.public+"/") {
+		f.add(r.Method + " " + r.URL.EscapedPath() + " public")
+		f.answer(w, r)
+		return
+	}
 	if err := f.checkSignature(r); err != nil {
 		f.add(r.Method + " " + r.URL.EscapedPath() + " " + err.Error())
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
 	f.add(r.Method + " " + r.URL.EscapedPath() + " ok")
+	f.answer(w, r)
+}
+
+// answer serves r's object from the gateway.
+func (f *s3Front) answer(w http.ResponseWriter, r *http.Request) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	out, err := f.s3.Client().GetObject(r.Context(), &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {

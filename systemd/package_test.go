@@ -784,6 +784,10 @@ func closedAddr(t *testing.T) string {
 // password and the secret startup SQL from a loopback SSM endpoint:
 // malformed settings and a wrong checksum are refused before anything is
 // installed, then an install and a second run that changes nothing.
+// Operator access comes first: amazon-ssm-agent from the region's public
+// bucket and the SSH keys in admin's authorized_keys are in place even when
+// the release cannot be installed, and a change of keys rewrites only
+// them.
 func TestStartupAWS(t *testing.T) {
 	needRoot(t)
 	needTools(t, "systemd-nspawn", "nsenter", "debootstrap", "flock")
@@ -805,7 +809,12 @@ func TestStartupAWS(t *testing.T) {
 		t.Fatal(err)
 	}
 	vgw.PutObject(t, "luna-releases", "releases/"+deb2, deb2Bytes)
-	s3 := &s3Front{keyID: imds.keyID, secret: imds.secret, session: imds.session, region: imds.region, s3: vgw}
+	// Where "Manually install SSM Agent on Debian Server instances" (AWS
+	// Systems Manager User Guide) has the agent: amazon-ssm-REGION,
+	// latest/debian_amd64/amazon-ssm-agent.deb, public.
+	vgw.CreateBucket(t, "amazon-ssm-eu-west-3")
+	vgw.PutObject(t, "amazon-ssm-eu-west-3", "latest/debian_amd64/amazon-ssm-agent.deb", fakeSSMAgentDeb(t))
+	s3 := &s3Front{keyID: imds.keyID, secret: imds.secret, session: imds.session, region: imds.region, s3: vgw, public: "amazon-ssm-eu-west-3"}
 	s3URL := "http://" + serve(t, s3)
 	release := "s3://luna-releases/releases/" + deb2
 
@@ -821,8 +830,24 @@ func TestStartupAWS(t *testing.T) {
 		"Environment=AWS_ENDPOINT_URL_SSM="+ssmURL+" AWS_EC2_METADATA_DISABLED=true\n")
 	a.Boot()
 	a.waitBooted()
+	// Debian's AMIs log in as admin, whose authorized_keys may hold keys of
+	// its own.
+	const ownKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKuL2H5krWDGGUZvDIosqIa7glMwpCBQ4ip8cFfTSJHk from-the-key-pair"
+	keys := []string{
+		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBeTMeXba6g45lEQlFJurzL44thKbnq+UbtlraoSfw0G alice@laptop",
+		"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBKI8t8uR1Q3z/Yg3wddPMR9aLz5U5DX0mufbzHbHS8ZV96WcbaCSokOq7m/hT2A2vUeb1vj7bWZc3Esis2BWMKs= carol",
+	}
+	a.must("useradd", "--create-home", "--shell", "/bin/bash", "admin")
+	a.must("install", "-d", "-m", "0700", "-o", "admin", "-g", "admin", "/home/admin/.ssh")
+	a.must("sh", "-c", "echo '"+ownKey+"' >/home/admin/.ssh/authorized_keys && chown admin:admin /home/admin/.ssh/authorized_keys && chmod 0600 /home/admin/.ssh/authorized_keys")
+	authorized := func() string { return a.must("cat", "/home/admin/.ssh/authorized_keys") }
+	agentInstalls := func() int {
+		return strings.Count(a.must("cat", "/var/log/dpkg.log"), " install amazon-ssm-agent:")
+	}
 
 	good := map[string]string{
+		"LUNA_SSM_AGENT":                    "yes",
+		"LUNA_SSH_AUTHORIZED_KEYS":          keys[0] + "\n" + keys[1],
 		"LUNA_RELEASE_URL":                  release,
 		"LUNA_RELEASE_SHA256":               sum2,
 		"LUNA_PASSWD_SSM_PARAMETER":         "/luna/passwd",
@@ -850,6 +875,28 @@ func TestStartupAWS(t *testing.T) {
 			}
 		}
 		return env
+	}
+	// Malformed access settings are refused before anything is done.
+	for _, tc := range []struct {
+		change map[string]string
+		want   string
+	}{
+		{map[string]string{"LUNA_SSH_AUTHORIZED_KEYS": keys[0] + "\nnot a key"}, "line 2 of LUNA_SSH_AUTHORIZED_KEYS is not an OpenSSH public key"},
+		{map[string]string{"LUNA_SSH_AUTHORIZED_KEYS": `command="/bin/sh" ` + keys[0]}, "line 1 of LUNA_SSH_AUTHORIZED_KEYS is not an OpenSSH public key (TYPE BASE64 [COMMENT], no options)"},
+		{map[string]string{"LUNA_SSH_AUTHORIZED_KEYS": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU="}, "line 1 of LUNA_SSH_AUTHORIZED_KEYS is not an OpenSSH public key"},
+		{map[string]string{"LUNA_SSM_AGENT": "maybe"}, "LUNA_SSM_AGENT must be yes or no, got 'maybe'"},
+		{map[string]string{"LUNA_SSH_USER": "Admin User"}, "LUNA_SSH_USER must be a user name"},
+	} {
+		out, err := a.ExecEnv(envWith(tc.change), script)
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("startup-aws-asg.sh with %v: %v; want a failure saying %q:\n%s", tc.change, err, tc.want, out)
+		}
+		if strings.Contains(out, "b3BlbnNzaC1rZXktdjEAAAAABG5vbmU") {
+			t.Errorf("the error shows the private key:\n%s", out)
+		}
+	}
+	if n := agentInstalls(); n != 0 || authorized() != ownKey+"\n" || len(s3.list()) != 0 {
+		t.Fatalf("refused runs set up access: %d agent installs, S3 %q, authorized_keys:\n%s", n, s3.list(), authorized())
 	}
 	for _, tc := range []struct {
 		change map[string]string
@@ -888,6 +935,29 @@ func TestStartupAWS(t *testing.T) {
 	}
 	if a.exists("/etc/luna") {
 		t.Error("refused runs created /etc/luna")
+	}
+	// The runs that got as far as the download set up access first, so a
+	// node whose release fails can be reached: the agent once, unsigned
+	// from the public bucket, running; the keys after admin's own.
+	agentGET := "GET /amazon-ssm-eu-west-3/latest/debian_amd64/amazon-ssm-agent.deb public"
+	gets := 0
+	for _, r := range s3.list() {
+		if r == agentGET {
+			gets++
+		}
+	}
+	if n := agentInstalls(); n != 1 || gets != 1 {
+		t.Errorf("%d agent installs, S3 requests %q: want the agent downloaded and installed once", n, s3.list())
+	}
+	if out, _ := a.Exec("systemctl", "is-active", "amazon-ssm-agent.service"); strings.TrimSpace(out) != "active" {
+		t.Errorf("amazon-ssm-agent.service is %q", strings.TrimSpace(out))
+	}
+	wantKeys := ownKey + "\n# luna: keys from LUNA_SSH_AUTHORIZED_KEYS\n" + keys[0] + "\n" + keys[1] + "\n# luna: end of keys from LUNA_SSH_AUTHORIZED_KEYS\n"
+	if got := authorized(); got != wantKeys {
+		t.Errorf("authorized_keys:\n%s\nwant:\n%s", got, wantKeys)
+	}
+	if got := a.must("stat", "-c", "%a %U:%G", "/home/admin/.ssh", "/home/admin/.ssh/authorized_keys"); got != "700 admin:admin\n600 admin:admin\n" {
+		t.Errorf("modes and owners: %q", got)
 	}
 	if len(ssm.list()) != 0 {
 		t.Errorf("refused runs reached SSM: %q", ssm.list())
@@ -942,4 +1012,70 @@ func TestStartupAWS(t *testing.T) {
 	if n := len(s3.list()); n != 1 {
 		t.Errorf("the second run downloaded the release again: %q", s3.list())
 	}
+	if n := agentInstalls(); n != 1 {
+		t.Errorf("%d agent installs, want 1", n)
+	}
+
+	// One key less: the block is rewritten, admin's own key stays, and
+	// Luna keeps running.
+	before := a.startupState()
+	out, err = a.ExecEnv(envWith(map[string]string{"LUNA_SSH_AUTHORIZED_KEYS": keys[1]}), script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "wrote /home/admin/.ssh/authorized_keys (LUNA_SSH_AUTHORIZED_KEYS)") || strings.Contains(out, "restarting luna") {
+		t.Errorf("run with other keys:\n%s", out)
+	}
+	wantKeys = ownKey + "\n# luna: keys from LUNA_SSH_AUTHORIZED_KEYS\n" + keys[1] + "\n# luna: end of keys from LUNA_SSH_AUTHORIZED_KEYS\n"
+	if got := authorized(); got != wantKeys {
+		t.Errorf("authorized_keys:\n%s\nwant:\n%s", got, wantKeys)
+	}
+	if after := a.startupState(); after.pid != before.pid {
+		t.Errorf("changing the keys restarted luna (PID %s -> %s)", before.pid, after.pid)
+	}
+	// No keys: the block goes, admin's own key stays.
+	if _, err := a.ExecEnv(envWith(map[string]string{"LUNA_SSH_AUTHORIZED_KEYS": "<unset>"}), script); err != nil {
+		t.Fatal(err)
+	}
+	if got := authorized(); got != ownKey+"\n" {
+		t.Errorf("authorized_keys without LUNA_SSH_AUTHORIZED_KEYS:\n%s", got)
+	}
+	// A login user the image lacks costs access, not the node.
+	out, err = a.ExecEnv(envWith(map[string]string{"LUNA_SSH_USER": "ec2-user"}), script)
+	if err != nil || !strings.Contains(out, "warning: no user ec2-user with a home directory: not adding LUNA_SSH_AUTHORIZED_KEYS (set LUNA_SSH_USER)") {
+		t.Errorf("run with a missing login user: %v\n%s", err, out)
+	}
+}
+
+// fakeSSMAgentDeb is a package named amazon-ssm-agent with a service that
+// stays up, standing in for AWS's.
+func fakeSSMAgentDeb(t *testing.T) []byte {
+	t.Helper()
+	needTools(t, "dpkg-deb")
+	dir := t.TempDir()
+	files := map[string]string{
+		"DEBIAN/control": "Package: amazon-ssm-agent\nVersion: 3.3.0.0-test\nArchitecture: amd64\nMaintainer: Luna tests <tests@localhost>\n" +
+			"Description: stands in for AWS's agent\n",
+		"usr/lib/systemd/system/amazon-ssm-agent.service": "[Unit]\nDescription=amazon-ssm-agent stand-in\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, "root", name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deb := filepath.Join(dir, "amazon-ssm-agent.deb")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, stderr, err := run(ctx, "", "dpkg-deb", "--root-owner-group", "--build", filepath.Join(dir, "root"), deb); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, stderr)
+	}
+	b, err := os.ReadFile(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

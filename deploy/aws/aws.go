@@ -1,6 +1,8 @@
 // Package aws runs a Luna fleet as an EC2 auto scaling group: a launch
 // template (AMI, instance type, key pair, instance profile, security
-// groups, IMDSv2 required, cloud-init user data) and the group across
+// groups, IMDSv2 required, gzip-compressed cloud-init user data that
+// installs the SSM agent and the operators' SSH keys for access through
+// Session Manager) and the group across
 // subnets or zones, health-checked through its target groups (/readyz) and
 // pinned to a numbered template version; updates that add a template
 // version from the current one with only the requested changes and roll
@@ -12,7 +14,6 @@ package aws
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
@@ -56,7 +57,8 @@ const (
 var DefaultCheckpoints = []int32{50, 100}
 
 // UserDataLimit is the most user data EC2 takes: 16 KB before base64
-// encoding (the EC2 User Guide, "Work with instance user data").
+// encoding (the EC2 User Guide, "Work with instance user data"). The user
+// data goes gzip-compressed, so this bounds its compressed size.
 const UserDataLimit = 16384
 
 // Config describes the group. Zero values take the defaults in Defaults,
@@ -76,7 +78,8 @@ type Config struct {
 	Subnets         []string
 	Zones           []string
 	VolumeSizeGB    int32
-	// UserData is the cloud-init startup script, sent base64-encoded.
+	// UserData is the cloud-init startup script, sent gzip-compressed and
+	// base64-encoded.
 	UserData string
 	// Settings are exported to the startup script at the top of the user
 	// data (LUNA_RELEASE_URL, LUNA_RELEASE_SHA256, ...).
@@ -84,7 +87,12 @@ type Config struct {
 	// PasswdFrom is a luna --passwd-from source (aws-ssm:..., ...); it is
 	// exported as LUNA_PASSWD_FROM and set as an instance tag.
 	PasswdFrom string
-	Tags       map[string]string
+	// SSHAuthorizedKeys are OpenSSH public key lines (ReadAuthorizedKeys)
+	// exported as LUNA_SSH_AUTHORIZED_KEYS, which the startup script adds
+	// to the login user's authorized_keys: SSH through Session Manager
+	// then needs no EC2 key pair.
+	SSHAuthorizedKeys []string
+	Tags              map[string]string
 
 	APIPort    int
 	HealthPort int
@@ -173,10 +181,7 @@ func (c *Config) CheckTemplate() error {
 	if err := checkSettings(c.Settings); err != nil {
 		return err
 	}
-	if c.UserData != "" {
-		return checkUserDataSize(c.userData())
-	}
-	return nil
+	return checkUserDataSize(c.userData())
 }
 
 func validAMI(s string) bool { return strings.HasPrefix(s, "ami-") && len(s) > 4 }
@@ -186,16 +191,6 @@ func checkSettings(settings map[string]string) error {
 		if !validSetting(k) {
 			return fmt.Errorf("--setting %q: the name must be a shell variable name, e.g. LUNA_RELEASE_URL", k)
 		}
-	}
-	return nil
-}
-
-// checkUserDataSize applies EC2's limit to the user data as sent, before
-// base64 encoding.
-func checkUserDataSize(ud string) error {
-	if len(ud) > UserDataLimit {
-		return fmt.Errorf("the user data (settings and startup script) is %d bytes; EC2 takes at most %d bytes before base64 encoding: "+
-			"shorten the settings (LUNA_INIT_SQL_B64 is 4/3 the size of its SQL) or load larger startup SQL from S3 in a short statement", len(ud), UserDataLimit)
 	}
 	return nil
 }
@@ -299,8 +294,10 @@ func (c *Config) templateData() *ec2types.RequestLaunchTemplateData {
 	if c.InstanceProfile != "" {
 		d.IamInstanceProfile = instanceProfile(c.InstanceProfile)
 	}
-	if c.UserData != "" {
-		d.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(c.userData())))
+	// Settings without a startup script are user data too: the Luna
+	// AMI's luna-configure@aws-asg reads them.
+	if ud := c.userData(); ud != "" {
+		d.UserData = aws.String(encodeUserData(ud))
 	}
 	return d
 }
@@ -433,8 +430,16 @@ func (c *Config) deleteTemplateInput() *ec2.DeleteLaunchTemplateInput {
 
 // PlanCreate is what create sends.
 func (c *Config) PlanCreate() []deploy.Request {
+	ud := c.userData()
+	settings, _ := splitUserData(ud)
+	what := fmt.Sprintf("the startup script (%d bytes) with %s exported", len(c.UserData), strings.Join(sortedKeys(settings), ", "))
+	if c.UserData == "" {
+		what = "no startup script, the exports " + strings.Join(sortedKeys(settings), ", ")
+	}
 	return []deploy.Request{
-		{API: "ec2:CreateLaunchTemplate", Body: deploy.InputBody(c.createTemplateInput())},
+		{API: "ec2:CreateLaunchTemplate", Body: deploy.InputBody(c.createTemplateInput()),
+			Note: fmt.Sprintf("LaunchTemplateData.UserData is base64 of the gzip-compressed user data (%d bytes, %d before compression): %s",
+				len(gzipUserData(ud)), len(ud), what)},
 		{API: "autoscaling:CreateAutoScalingGroup", Body: deploy.InputBody(c.createGroupInput(1)),
 			Note: "LaunchTemplate.Version is the version number CreateLaunchTemplate returns (1 for a new template)"},
 	}
@@ -638,6 +643,7 @@ func (c *Client) Instances(ctx context.Context) ([]deploy.Instance, error) {
 		id := aws.ToString(in.InstanceId)
 		inst := deploy.Instance{
 			Name:   id,
+			ID:     id,
 			State:  string(in.LifecycleState),
 			Health: aws.ToString(in.HealthStatus),
 			Zone:   aws.ToString(in.AvailabilityZone),

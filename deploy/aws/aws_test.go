@@ -2,9 +2,13 @@ package aws
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"flag"
+	"fmt"
+	"io"
+	"math/rand"
 	"net/url"
 	"os"
 	"os/exec"
@@ -32,6 +36,13 @@ func withRollout(c Config) Config {
 	return c
 }
 
+// testKeys are OpenSSH public keys, as ssh-keygen writes them.
+var testKeys = []string{
+	"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBeTMeXba6g45lEQlFJurzL44thKbnq+UbtlraoSfw0G alice@laptop",
+	"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKuL2H5krWDGGUZvDIosqIa7glMwpCBQ4ip8cFfTSJHk bob@ops",
+	"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBKI8t8uR1Q3z/Yg3wddPMR9aLz5U5DX0mufbzHbHS8ZV96WcbaCSokOq7m/hT2A2vUeb1vj7bWZc3Esis2BWMKs= carol",
+}
+
 func testConfig() Config {
 	c := Config{
 		Region: "eu-west-1", Name: "luna", AMI: "ami-0123456789abcdef0", KeyName: "ops", InstanceProfile: "luna-node",
@@ -55,6 +66,49 @@ func newClient(t *testing.T, a *cloudfake.AWS, cfg Config) (*Client, *bytes.Buff
 	c.Progress = &deploy.Progress{W: &progress}
 	c.PollInterval = time.Millisecond
 	return c, &progress
+}
+
+// gunzipField decodes a user data field as cloud-init does: base64, then
+// gzip (the magic 1f 8b is what cloud-init looks for).
+func gunzipField(t *testing.T, field string) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(field)
+	if err != nil {
+		t.Fatalf("user data is not base64: %v", err)
+	}
+	if !bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
+		t.Fatalf("user data is not gzip-compressed: %q", raw[:min(len(raw), 20)])
+	}
+	r, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// gzipField is user data as a launch template made by this release holds
+// it.
+func gzipField(ud string) string {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write([]byte(ud))
+	w.Close()
+	return base64.StdEncoding.EncodeToString(b.Bytes())
+}
+
+// randomText is n printable ASCII characters that compress about as badly
+// as text can.
+func randomText(n int, seed int64) string {
+	r := rand.New(rand.NewSource(seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(' ' + r.Intn(95))
+	}
+	return string(b)
 }
 
 func checkActions(t *testing.T, a *cloudfake.AWS, want ...string) {
@@ -128,15 +182,22 @@ func TestCreate(t *testing.T) {
 		"LaunchTemplateData.SecurityGroupId.2":                    "sg-2",
 		"LaunchTemplateData.MetadataOptions.HttpTokens":           "required",
 		"LaunchTemplateData.MetadataOptions.InstanceMetadataTags": "enabled",
-		"LaunchTemplateData.UserData": base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\n# Settings added by luna-deploy.\n" +
-			"export LUNA_ENV='LUNA_THREADS=4\nLUNA_X='\\''y'\\'''\n" +
-			"export LUNA_PASSWD_FROM='aws-ssm:/luna/passwd'\n" +
-			"export LUNA_RELEASE_URL='https://example.com/luna.deb'\n" +
-			"echo start\n")),
-		"LaunchTemplateData.TagSpecification.1.ResourceType": "instance",
-		"LaunchTemplateData.TagSpecification.1.Tag.3.Key":    "luna-passwd-from",
-		"LaunchTemplateData.TagSpecification.1.Tag.3.Value":  "aws-ssm:/luna/passwd",
+		"LaunchTemplateData.TagSpecification.1.ResourceType":      "instance",
+		"LaunchTemplateData.TagSpecification.1.Tag.3.Key":         "luna-passwd-from",
+		"LaunchTemplateData.TagSpecification.1.Tag.3.Value":       "aws-ssm:/luna/passwd",
 	})
+	// EC2 API reference, RequestLaunchTemplateData.UserData: the user data,
+	// base64-encoded. It is gzip data, which cloud-init detects by its
+	// magic and unpacks: the startup script with the settings exported
+	// first, the SSM agent's install among them.
+	if got, want := gunzipField(t, reqs[0].Form.Get("LaunchTemplateData.UserData")), "#!/bin/sh\n# Settings added by luna-deploy.\n"+
+		"export LUNA_ENV='LUNA_THREADS=4\nLUNA_X='\\''y'\\'''\n"+
+		"export LUNA_PASSWD_FROM='aws-ssm:/luna/passwd'\n"+
+		"export LUNA_RELEASE_URL='https://example.com/luna.deb'\n"+
+		"export LUNA_SSM_AGENT='yes'\n"+
+		"echo start\n"; got != want {
+		t.Errorf("user data:\n%s\nwant:\n%s", got, want)
+	}
 	// Auto Scaling API reference, CreateAutoScalingGroup:
 	// - LaunchTemplate.Version a number, not $Latest: an instance refresh
 	//   can roll back only a group on a numbered version
@@ -176,6 +237,74 @@ func TestCreate(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("create printed:\n%s\nwant %q", out, want)
 		}
+	}
+}
+
+// TestCreateAccess: --ssh-authorized-key puts the keys in the user data
+// for the startup script (LUNA_SSH_AUTHORIZED_KEYS, one a line, quoted for
+// the shell), the SSM agent is installed unless a setting says no, and a
+// Luna AMI without a startup script still gets the settings.
+func TestCreateAccess(t *testing.T) {
+	a := cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", group(member("i-1", "InService", "eu-west-1a"), member("i-2", "InService", "eu-west-1b")))
+	cfg := testConfig()
+	cfg.SSHAuthorizedKeys = []string{testKeys[0], "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKuL2H5krWDGGUZvDIosqIa7glMwpCBQ4ip8cFfTSJHk bob's key"}
+	cfg.Settings = map[string]string{SSMAgentSetting: "no"}
+	cfg.UserData = ""
+	c, _ := newClient(t, a, cfg)
+	if _, err := c.Create(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := gunzipField(t, a.Requests()[0].Form.Get("LaunchTemplateData.UserData"))
+	want := "#!/bin/bash\n# Settings added by luna-deploy.\n" +
+		"export LUNA_PASSWD_FROM='aws-ssm:/luna/passwd'\n" +
+		"export LUNA_SSH_AUTHORIZED_KEYS='" + testKeys[0] + "\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKuL2H5krWDGGUZvDIosqIa7glMwpCBQ4ip8cFfTSJHk bob'\\''s key'\n" +
+		"export LUNA_SSM_AGENT='no'\n"
+	if got != want {
+		t.Errorf("user data:\n%s\nwant:\n%s", got, want)
+	}
+	// What the shell makes of it.
+	out, err := exec.Command("bash", "-c", got+`printf '%s|%s' "$LUNA_SSH_AUTHORIZED_KEYS" "$LUNA_SSM_AGENT"`).Output()
+	if err != nil || string(out) != testKeys[0]+"\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKuL2H5krWDGGUZvDIosqIa7glMwpCBQ4ip8cFfTSJHk bob's key|no" {
+		t.Errorf("exports: %q, %v", out, err)
+	}
+}
+
+// TestReadAuthorizedKeys: keys come from .pub and authorized_keys files
+// (comments and blank lines skipped); options, private keys, DSA keys and
+// other text are refused, naming the file and line.
+func TestReadAuthorizedKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pub := write("id_ed25519.pub", testKeys[0]+"\n")
+	ak := write("authorized_keys", "# the on-call team\n\n"+testKeys[1]+"\n  "+strings.Replace(testKeys[2], " carol", "\tcarol", 1)+"  \n")
+	keys, err := ReadAuthorizedKeys([]string{pub, ak})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(keys, testKeys) {
+		t.Errorf("keys:\n%q\nwant:\n%q", keys, testKeys)
+	}
+	dsa := "ssh-dss AAAAB3NzaC1kc3MAAACBAONogFg5b367CvAAK0F7uwJ6Pwu2hzZLLxHoOYPkRZ3wZgybh1ly5k5b3npTlG3gUMH/3lKJgPCVfC8u8jzBtbiOvPW0Mx4i6ctloTQh/1MF792kxmGYxatEbTIj3IgB5WWPn9JRh3RMF4tYomOSlmCFAP7gxEUpoYCt6xbZrL+VAAAAFQDTnvCDdAfIVeGtMjqj3+0VB2IDywAAAIBuP8jxXS/blIUaD3xkeiqYHX0GaNomO+ZfFI1dybU0mtEh7HATME5KgbpGTFRAwcCEpibMHj/nAYm2x6kR5Vhklq+p02hBap/x74kTU9eeoWAh3uq1YO1xxLiMJ1x0I5xrjhw6EVS8pM1mi4o76iacVIUqlzmzyVLDvVUBZflz0QAAAIEAzpYwJiJKB7FyCyOd575TAJjp/1bSiMWLe92zS9F4ifZ/Tnm8dHbxD9jpPayuaT5yPjzO/s9P61Okl2CnHEo/L/54TysKr68MQw2r3KrssIH8xK001QF/xWxpbyfmfWmJwgyNUffv9UwDiboYXZ+IJvcV+4nY+xdEuZRc4ce3v1E= dsa"
+	for name, tc := range map[string]struct{ content, want string }{
+		"options":     {`command="/bin/date" ` + testKeys[0], "line 1: options (command=\"/bin/date\") are not supported"},
+		"private key": {"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n", "holds a private key: give the public one (.pub)"},
+		"dsa":         {dsa, "key type ssh-dss is not supported"},
+		"garbage":     {testKeys[0] + "\nnot a key\n", "line 2: not an OpenSSH public key"},
+	} {
+		_, err := ReadAuthorizedKeys([]string{write(name, tc.content)})
+		if err == nil || !strings.Contains(err.Error(), "--ssh-authorized-key "+filepath.Join(dir, name)) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+	if _, err := ReadAuthorizedKeys([]string{filepath.Join(dir, "missing.pub")}); err == nil || !strings.Contains(err.Error(), "reading --ssh-authorized-key") {
+		t.Errorf("missing file: %v", err)
 	}
 }
 
@@ -270,12 +399,16 @@ func TestUpdate(t *testing.T) {
 	// current one with the new release (the password source carries over).
 	want := strings.Replace(strings.Replace(currentUserData, "luna_1.0.0", "luna_1.1.0", 1), strings.Repeat("1", 64), strings.Repeat("2", 64), 1)
 	checkForm(t, "version", reqs[2].Form, map[string]string{
-		"LaunchTemplateName":          "luna",
-		"SourceVersion":               "3",
-		"VersionDescription":          "v4",
-		"LaunchTemplateData.ImageId":  "ami-0fedcba9876543210",
-		"LaunchTemplateData.UserData": base64.StdEncoding.EncodeToString([]byte(want)),
+		"LaunchTemplateName":         "luna",
+		"SourceVersion":              "3",
+		"VersionDescription":         "v4",
+		"LaunchTemplateData.ImageId": "ami-0fedcba9876543210",
 	})
+	// The current version's user data was plain (an older release wrote
+	// it); the new one is gzip-compressed.
+	if got := gunzipField(t, reqs[2].Form.Get("LaunchTemplateData.UserData")); got != want {
+		t.Errorf("new user data:\n%s\nwant:\n%s", got, want)
+	}
 	noFormPrefix(t, "version", reqs[2].Form, "LaunchTemplateData.InstanceType", "LaunchTemplateData.KeyName", "LaunchTemplateData.SecurityGroup",
 		"LaunchTemplateData.BlockDeviceMapping", "LaunchTemplateData.TagSpecification", "LaunchTemplateData.IamInstanceProfile", "LaunchTemplateData.MetadataOptions")
 	// Auto Scaling API reference, StartInstanceRefresh and
@@ -455,6 +588,90 @@ func TestUpdateNothing(t *testing.T) {
 	}
 }
 
+// TestUpdateGzipUserData: a version whose user data is gzip-compressed,
+// as create now writes it, reads back the same: the update changes only
+// the named settings and keeps the others (the password source, the SSM
+// agent, the SSH keys), and leaving the settings as they are sends no new
+// version.
+func TestUpdateGzipUserData(t *testing.T) {
+	cur := "#!/bin/sh\n# Settings added by luna-deploy.\n" +
+		"export LUNA_PASSWD_FROM='aws-ssm:/luna/passwd'\n" +
+		"export LUNA_RELEASE_URL='https://example.com/luna_1.0.0_amd64.deb'\n" +
+		"export LUNA_SSH_AUTHORIZED_KEYS='" + testKeys[0] + "\n" + testKeys[1] + "'\n" +
+		"export LUNA_SSM_AGENT='yes'\n" +
+		"echo start\n"
+	version := strings.Replace(currentVersion(), base64.StdEncoding.EncodeToString([]byte(currentUserData)), gzipField(cur), 1)
+	a := cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", currentGroup)
+	a.Answer("DescribeLaunchTemplateVersions", version)
+	refreshAnswers(a, `<InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><Status>Successful</Status></member></InstanceRefreshes>`)
+	cfg := updateConfig()
+	cfg.Update = Changes{Settings: map[string]string{"LUNA_RELEASE_URL": "https://example.com/luna_1.1.0_amd64.deb"}}
+	c, _ := newClient(t, a, cfg)
+	out, err := c.Update(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := a.Requests()
+	if len(reqs) < 3 || reqs[2].Form.Get("Action") != "CreateLaunchTemplateVersion" {
+		t.Fatalf("actions %v", a.Actions())
+	}
+	want := strings.Replace(cur, "luna_1.0.0", "luna_1.1.0", 1)
+	if got := gunzipField(t, reqs[2].Form.Get("LaunchTemplateData.UserData")); got != want {
+		t.Errorf("new user data:\n%s\nwant:\n%s", got, want)
+	}
+	if !strings.Contains(out, "user data LUNA_RELEASE_URL: https://example.com/luna_1.0.0_amd64.deb → https://example.com/luna_1.1.0_amd64.deb") ||
+		strings.Contains(out, "LUNA_SSH_AUTHORIZED_KEYS") || strings.Contains(out, "startup script") {
+		t.Errorf("update printed:\n%s", out)
+	}
+
+	// The same settings again: nothing to send.
+	a = cloudfake.NewAWS(t)
+	a.Answer("DescribeAutoScalingGroups", currentGroup)
+	a.Answer("DescribeLaunchTemplateVersions", version)
+	cfg.Update = Changes{Settings: map[string]string{"LUNA_RELEASE_URL": "https://example.com/luna_1.0.0_amd64.deb", SSMAgentSetting: "yes"}}
+	c, _ = newClient(t, a, cfg)
+	if out, err := c.Update(context.Background()); err != nil || !strings.Contains(out, "nothing to change") {
+		t.Errorf("update: %q, %v", out, err)
+	}
+	if m := a.Mutations(); len(m) != 0 {
+		t.Errorf("sent %v", m)
+	}
+}
+
+// TestUpdateSettingsOnly: a Luna AMI's launch template may hold settings
+// without a startup script, or no user data at all; settings are changed
+// in either without one.
+func TestUpdateSettingsOnly(t *testing.T) {
+	for name, field := range map[string]string{
+		"no user data":  "",
+		"settings only": gzipField("#!/bin/bash\n# Settings added by luna-deploy.\nexport LUNA_SSM_AGENT='yes'\n"),
+	} {
+		version := strings.Replace(currentVersion(), base64.StdEncoding.EncodeToString([]byte(currentUserData)), field, 1)
+		a := cloudfake.NewAWS(t)
+		a.Answer("DescribeAutoScalingGroups", currentGroup)
+		a.Answer("DescribeLaunchTemplateVersions", version)
+		refreshAnswers(a, `<InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><Status>Successful</Status></member></InstanceRefreshes>`)
+		cfg := updateConfig()
+		cfg.Update = Changes{Settings: map[string]string{"LUNA_RELEASE_URL": "https://example.com/luna_1.1.0_amd64.deb"}}
+		c, _ := newClient(t, a, cfg)
+		if _, err := c.Update(context.Background()); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		got := gunzipField(t, a.Requests()[2].Form.Get("LaunchTemplateData.UserData"))
+		want := "#!/bin/bash\n# Settings added by luna-deploy.\n"
+		if name == "settings only" {
+			want += "export LUNA_RELEASE_URL='https://example.com/luna_1.1.0_amd64.deb'\nexport LUNA_SSM_AGENT='yes'\n"
+		} else {
+			want += "export LUNA_RELEASE_URL='https://example.com/luna_1.1.0_amd64.deb'\n"
+		}
+		if got != want {
+			t.Errorf("%s: user data\n%q\nwant\n%q", name, got, want)
+		}
+	}
+}
+
 // TestUpdateUserDataLimit: an update whose user data would exceed EC2's
 // 16 KB is refused before anything is sent.
 func TestUpdateUserDataLimit(t *testing.T) {
@@ -462,9 +679,9 @@ func TestUpdateUserDataLimit(t *testing.T) {
 	a.Answer("DescribeAutoScalingGroups", currentGroup)
 	a.Answer("DescribeLaunchTemplateVersions", currentVersion())
 	cfg := updateConfig()
-	cfg.Update.Settings["LUNA_INIT_SQL_B64"] = strings.Repeat("A", UserDataLimit)
+	cfg.Update.Settings["LUNA_INIT_SQL_B64"] = base64.StdEncoding.EncodeToString([]byte(randomText(UserDataLimit, 1)))
 	c, _ := newClient(t, a, cfg)
-	if _, err := c.Update(context.Background()); err == nil || !strings.Contains(err.Error(), "EC2 takes at most 16384 bytes before base64 encoding") {
+	if _, err := c.Update(context.Background()); err == nil || !strings.Contains(err.Error(), "and 16384 bytes of startup SQL in LUNA_INIT_SQL_B64); EC2 takes at most 16384 bytes of user data") {
 		t.Errorf("update: %v", err)
 	}
 	if m := a.Mutations(); len(m) != 0 {
@@ -491,11 +708,15 @@ func TestInstances(t *testing.T) {
 		"Filter.1.Name": "tag:aws:autoscaling:groupName", "Filter.1.Value.1": "luna", "Filter.2.Name": "instance-state-name", "MaxResults": "100",
 	})
 	want := []deploy.Instance{
-		{Name: "i-1", State: "Pending", Health: "Healthy", Zone: "eu-west-1a", InternalIP: "10.0.1.5", Version: "4"},
-		{Name: "i-2", State: "InService", Health: "Healthy", Zone: "eu-west-1b", InternalIP: "10.0.2.6", ExternalIP: "3.3.3.3", Version: "3"},
+		{Name: "i-1", ID: "i-1", State: "Pending", Health: "Healthy", Zone: "eu-west-1a", InternalIP: "10.0.1.5", Version: "4"},
+		{Name: "i-2", ID: "i-2", State: "InService", Health: "Healthy", Zone: "eu-west-1b", InternalIP: "10.0.2.6", ExternalIP: "3.3.3.3", Version: "3"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("instances:\n%+v\nwant:\n%+v", got, want)
+	}
+	// An EC2 instance's name is its id: a replacement always has a new one.
+	if id := got[0].Identity(); id != "i-1" {
+		t.Errorf("identity %q", id)
 	}
 }
 
@@ -607,8 +828,8 @@ func TestCheck(t *testing.T) {
 		{func(c *Config) { c.CheckpointPercentages = []int32{0, 100} }, (*Config).CheckRollout, "from 1 to 100"},
 		{func(c *Config) { c.CheckpointDelaySec = 172801 }, (*Config).CheckRollout, "--checkpoint-delay 172801s"},
 		{func(c *Config) {
-			c.Settings = map[string]string{"LUNA_INIT_SQL_B64": strings.Repeat("A", UserDataLimit)}
-		}, (*Config).CheckTemplate, "is 16513 bytes; EC2 takes at most 16384"},
+			c.Settings = map[string]string{"LUNA_INIT_SQL_B64": base64.StdEncoding.EncodeToString([]byte(randomText(20000, 2)))}
+		}, (*Config).CheckTemplate, "and 20000 bytes of startup SQL in LUNA_INIT_SQL_B64); EC2 takes at most 16384 bytes of user data, and " + UserDataRoom},
 		{func(c *Config) { s := ""; c.Update.KeyName = &s }, (*Config).CheckUpdate, "cannot remove"},
 		{func(c *Config) { s := "x"; c.Update.AMI = &s }, (*Config).CheckUpdate, "an AMI ID looks like"},
 	} {
@@ -627,19 +848,79 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestUserDataLimit: exactly 16384 bytes pass (EC2 User Guide: "User data
-// is limited to 16 KB, in raw form, before it is base64-encoded"), one
-// more does not.
+// TestUserDataLimit: EC2 User Guide, "User data is limited to 16 KB, in
+// raw form, before it is base64-encoded"; what EC2 gets is the gzip data,
+// so the compressed size counts, however long the user data is before.
 func TestUserDataLimit(t *testing.T) {
 	c := testConfig()
-	c.Settings, c.PasswdFrom = nil, ""
-	c.UserData = "#!/bin/sh\n" + strings.Repeat("#", UserDataLimit-10)
+	c.Settings, c.PasswdFrom = map[string]string{SSMAgentSetting: ""}, ""
+	c.UserData = "#!/bin/sh\n" + strings.Repeat("# compresses well\n", 10*UserDataLimit)
 	if err := c.CheckTemplate(); err != nil {
-		t.Errorf("16384 bytes: %v", err)
+		t.Errorf("%d bytes that compress to %d: %v", len(c.userData()), len(gzipUserData(c.userData())), err)
 	}
-	c.UserData += "#"
-	if err := c.CheckTemplate(); err == nil {
-		t.Error("16385 bytes accepted")
+	// Incompressible text: the longest prefix whose compression fits
+	// passes, one byte more does not.
+	text := randomText(2*UserDataLimit, 3)
+	fits := func(n int) bool {
+		c.UserData = "#!/bin/sh\n#" + text[:n]
+		return len(gzipUserData(c.userData())) <= UserDataLimit
+	}
+	lo, hi := UserDataLimit/2, len(text)
+	if !fits(lo) || fits(hi) {
+		t.Fatal("random text compresses unlike random text")
+	}
+	for hi-lo > 1 {
+		if m := (lo + hi) / 2; fits(m) {
+			lo = m
+		} else {
+			hi = m
+		}
+	}
+	n := hi
+	c.UserData = "#!/bin/sh\n#" + text[:n-1]
+	if err := c.CheckTemplate(); err != nil {
+		t.Errorf("%d bytes compressed: %v", len(gzipUserData(c.userData())), err)
+	}
+	c.UserData = "#!/bin/sh\n#" + text[:n]
+	err := c.CheckTemplate()
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the user data is %d bytes gzip-compressed (%d before", len(gzipUserData(c.userData())), len(c.userData()))) {
+		t.Errorf("%d bytes compressed: %v", len(gzipUserData(c.userData())), err)
+	}
+}
+
+// TestUserDataRoom backs the figures UserDataRoom gives with the
+// repository's startup script and the settings of a real fleet (an s3://
+// release, the password source, the SSM agent, two SSH keys, the
+// listeners): 7 KiB of SQL that compresses as badly as text can fits, and
+// 12 KiB of typical SQL (testdata/typical.sql: statements from this
+// repository's code and tests).
+func TestUserDataRoom(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join("..", "..", "scripts", "startup-aws-asg.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	typical, err := os.ReadFile(filepath.Join("testdata", "typical.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(typical) < 12*1024 {
+		t.Fatalf("testdata/typical.sql has %d bytes, want 12 KiB", len(typical))
+	}
+	for name, sql := range map[string]string{"7 KiB of random text": randomText(7*1024, 4), "12 KiB of typical SQL": string(typical[:12*1024])} {
+		c := testConfig()
+		c.UserData = string(script)
+		c.Settings = map[string]string{
+			"LUNA_RELEASE_URL":    "s3://luna-releases-eu-west-1/releases/luna_1.2.3_amd64.deb",
+			"LUNA_RELEASE_SHA256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+			"LUNA_ENV":            "LUNA_API_HOST_PORT=0.0.0.0:7688\nLUNA_HEALTH_HOST_PORT=0.0.0.0:7689\nLUNA_MEMORY_LIMIT=80%",
+			"LUNA_INIT_SQL_FROM":  "aws-ssm:/luna/init-sql",
+			"LUNA_INIT_SQL_B64":   base64.StdEncoding.EncodeToString([]byte(sql)),
+		}
+		c.SSHAuthorizedKeys = testKeys[:2]
+		if err := c.CheckTemplate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		t.Logf("%s: %d bytes compressed of %d", name, len(gzipUserData(c.userData())), len(c.userData()))
 	}
 }
 

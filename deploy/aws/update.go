@@ -2,7 +2,6 @@ package aws
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
@@ -259,16 +258,14 @@ func (c *Config) userDataChange(curB64 string) (*string, []string, error) {
 	if len(ch.Settings) == 0 && ch.PasswdFrom == nil && ch.StartupScript == nil {
 		return nil, nil, nil
 	}
-	raw, err := base64.StdEncoding.DecodeString(curB64)
+	// Gzip-compressed as this release writes it, or plain as older ones
+	// did: both read back.
+	cur, err := decodeUserData(curB64)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the launch template's user data: %w", err)
+		return nil, nil, err
 	}
-	cur := string(raw)
 	settings, script := splitUserData(cur)
 	oldScript := script
-	if cur == "" && ch.StartupScript == nil {
-		return nil, nil, errors.New("the launch template has no user data (a Luna AMI without a startup script): --setting and --passwd-from need --startup-script")
-	}
 	next := map[string]string{}
 	for k, v := range settings {
 		next[k] = v
@@ -312,7 +309,7 @@ func (c *Config) userDataChange(curB64 string) (*string, []string, error) {
 	if len(log) == 0 {
 		log = append(log, deploy.Change("user data", cur, ud))
 	}
-	return aws.String(base64.StdEncoding.EncodeToString([]byte(ud))), log, nil
+	return aws.String(encodeUserData(ud)), log, nil
 }
 
 // tagChange copies the current tag specifications with the instance tags
@@ -482,6 +479,10 @@ func (c *Client) Update(ctx context.Context) (string, error) {
 		v, err := c.ec2.CreateLaunchTemplateVersion(ctx, p.version)
 		if err != nil {
 			return "", deploy.CloudError("creating a version of launch template "+nonEmpty(aws.ToString(p.version.LaunchTemplateName), aws.ToString(p.version.LaunchTemplateId)), err)
+		}
+		if v.LaunchTemplateVersion == nil || v.LaunchTemplateVersion.VersionNumber == nil {
+			return "", deploy.CloudError("creating a version of launch template "+nonEmpty(aws.ToString(p.version.LaunchTemplateName), aws.ToString(p.version.LaunchTemplateId)),
+				errors.New("the answer names no version number"))
 		}
 		version = aws.ToInt64(v.LaunchTemplateVersion.VersionNumber)
 		fmt.Fprintf(&out, "created launch template version %d (%s) from version %s\n", version, cfg.Version, aws.ToString(p.version.SourceVersion))

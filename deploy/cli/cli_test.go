@@ -170,7 +170,8 @@ func TestBadInput(t *testing.T) {
 		{append(asgCreate(h), "--warmup", "3h"), 2, "--warmup 10800s: must be from 0s to 2h"},
 		{append(asgCreate(h), "--initial-delay", "-1"), 2, `"-1" must not be negative`},
 		{append(asgCreate(h), "--target-group-arn", "luna-tg"), 2, `--target-group-arn "luna-tg": a target group ARN looks like`},
-		{append(asgCreate(h), "--setting", "LUNA_INIT_SQL_B64="+strings.Repeat("A", 16384)), 2, "EC2 takes at most 16384 bytes before base64 encoding"},
+		{append(asgCreate(h), "--setting", "LUNA_INIT_SQL_B64="+incompressibleB64(20000)), 2, "and 20000 bytes of startup SQL in LUNA_INIT_SQL_B64); EC2 takes at most 16384 bytes of user data"},
+		{append(asgCreate(h), "--ssh-authorized-key", "/nonexistent/id_ed25519.pub"), 2, "reading --ssh-authorized-key: open /nonexistent/id_ed25519.pub"},
 		{[]string{"asg", "create", "--region", "eu-west-1", "--ami", "ami-0123456789abcdef0", "--subnet", "subnet-a", "--no-startup-script"}, 2,
 			"--target-group-arn is required: a target group whose health check is HTTP /readyz on port 7689"},
 		{[]string{"asg", "update", "--region", "eu-west-1", "--no-target-group"}, 2, "flag provided but not defined: -no-target-group"},
@@ -185,6 +186,17 @@ func TestBadInput(t *testing.T) {
 	if n := h.requests(); n != 0 {
 		t.Errorf("bad input reached the cloud: %d requests", n)
 	}
+}
+
+// incompressibleB64 is base64 of n bytes that gzip cannot shrink, as user
+// data whose compressed size is over EC2's limit needs.
+func incompressibleB64(n int) string {
+	b := make([]byte, n)
+	for i, x := 0, uint32(1); i < n; i++ {
+		x = x*1664525 + 1013904223
+		b[i] = byte(' ' + (x>>24)%95)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func TestEnvironment(t *testing.T) {
@@ -223,9 +235,11 @@ func TestDryRun(t *testing.T) {
 	h := newHarness(t)
 	pw := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(pw, []byte("s3cret\n"), 0o600)
+	key := filepath.Join(t.TempDir(), "id_ed25519.pub")
+	os.WriteFile(key, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBeTMeXba6g45lEQlFJurzL44thKbnq+UbtlraoSfw0G alice@laptop\n"), 0o644)
 	asg := []string{"--region", "eu-west-1", "--ami", "ami-0123456789abcdef0", "--subnet", "subnet-a,subnet-b", "--security-group", "sg-1",
 		"--instance-profile", "luna-node", "--key-name", "ops", "--passwd-from", "aws-ssm:/luna/passwd", "--startup-script", h.script,
-		"--setting", "LUNA_RELEASE_URL=https://example.com/luna.deb", "--target-group-arn", targetGroup, "--initial-delay", "10m"}
+		"--setting", "LUNA_RELEASE_URL=https://example.com/luna.deb", "--target-group-arn", targetGroup, "--initial-delay", "10m", "--ssh-authorized-key", key}
 	migRecipe := append(append([]string{}, gcpFlags...), "--zone", "europe-west1-b,europe-west1-c", "--passwd-file", pw, "--startup-script", h.script, "--tags", "luna",
 		"--initial-delay", "10m", "--max-surge", "2")
 	for _, tc := range []struct {
@@ -331,6 +345,7 @@ func TestStatus(t *testing.T) {
 	wantJSON := `[
   {
     "name": "i-1",
+    "id": "i-1",
     "state": "InService",
     "health": "Healthy",
     "zone": "eu-west-1a",

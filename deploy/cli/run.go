@@ -69,6 +69,7 @@ type run struct {
 	units       listFlag // logs
 	instances   listFlag // restart --instance
 	hostKeys    string
+	via         string
 	metadata    mapFlag
 	tags        listFlag
 	awsTags     mapFlag
@@ -76,6 +77,7 @@ type run struct {
 	scopes      listFlag
 	secGroups   listFlag
 	subnets     listFlag
+	sshKeyFiles listFlag // asg create --ssh-authorized-key
 	mutating    bool
 	needsSSH    bool
 	needsRecipe bool
@@ -99,20 +101,24 @@ var examples = map[string]string{
   luna-deploy mig restart --project my-proj --region europe-west1 --user admin --instance luna-x1z2 --instance luna-q8w3`,
 	"mig logs": `luna-deploy mig logs --project my-proj --region europe-west1 -i ~/.ssh/id_ed25519 --follow --since "1 hour ago"
   # Luna's entries only, without the startup script's:
-  luna-deploy mig logs --project my-proj --region europe-west1 --follow --unit luna.service`,
+  luna-deploy mig logs --project my-proj --region europe-west1 --follow --unit luna.service
+  # a fleet without external IPs, through IAP TCP forwarding (gcloud on PATH):
+  luna-deploy mig logs --project my-proj --region europe-west1 --via iap --follow`,
 	"mig delete": `luna-deploy mig delete --project my-proj --region europe-west1 --name luna --yes`,
 	"asg create": `luna-deploy asg create --region eu-west-1 --ami ami-0123456789abcdef0 --instance-type r7i.2xlarge \
-    --subnet subnet-aaa,subnet-bbb --security-group sg-123 --instance-profile luna-node --key-name ops \
+    --subnet subnet-aaa,subnet-bbb --security-group sg-123 --instance-profile luna-node --ssh-authorized-key ~/.ssh/id_ed25519.pub \
     --target-group-arn arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/luna/0123456789abcdef \
     --passwd-from aws-ssm:/luna/passwd --startup-script scripts/startup-aws-asg.sh \
     --setting LUNA_RELEASE_URL=https://example.com/luna_1.0.0_amd64.deb --setting LUNA_RELEASE_SHA256=<sha256>`,
 	"asg update": `luna-deploy asg update --region eu-west-1 --ami ami-0fedcba9876543210
   # a new launch template version from the group's current one with only the named changes, rolled out
   # by an instance refresh that launches before it terminates and rolls back if the new nodes fail /readyz`,
-	"asg status":  `luna-deploy asg status --region eu-west-1 --profile prod`,
-	"asg restart": `luna-deploy asg restart --region eu-west-1 --user admin -i ~/.ssh/ops.pem --jump admin@bastion.example.com --internal-ip`,
-	"asg logs":    `luna-deploy asg logs --region eu-west-1 --user admin --follow --lines 20`,
-	"asg delete":  `luna-deploy asg delete --region eu-west-1 --name luna`,
+	"asg status": `luna-deploy asg status --region eu-west-1 --profile prod`,
+	"asg restart": `luna-deploy asg restart --region eu-west-1 --user admin -i ~/.ssh/ops.pem --via ssm
+  # through a bastion instead of Session Manager:
+  luna-deploy asg restart --region eu-west-1 --user admin -i ~/.ssh/ops.pem --jump admin@bastion.example.com --internal-ip`,
+	"asg logs":   `luna-deploy asg logs --region eu-west-1 --user admin --via ssm --follow --lines 20`,
+	"asg delete": `luna-deploy asg delete --region eu-west-1 --name luna`,
 }
 
 var summaries = map[string]string{
@@ -234,18 +240,20 @@ func (r *run) recipeFlags(fs *flag.FlagSet) {
 			fs.IntVar(&r.gcp.APIPort, "api-port", deploy.APIPort, "Luna's API port (the group's named port luna)")
 			fs.IntVar(&r.gcp.HealthPort, "health-port", deploy.HealthPort, "Luna's health port (/healthz and /readyz, checked by the health checks and opened by the firewall rule)")
 			fs.BoolVar(&r.gcp.NoFirewall, "no-health-check-firewall", false, "make no firewall rule for Google's health checkers (the network has one: tcp on the health port from 35.191.0.0/16 and 130.211.0.0/22 to the group's tag)")
+			fs.BoolVar(&r.gcp.NoIAPSSH, "no-iap-ssh", false, "make no firewall rule <name>-allow-iap-ssh admitting IAP TCP forwarding (35.235.240.0/20) to tcp:22 of the group's tag, which logs and restart --via iap need on instances without external IPs")
 		}
 	case "asg":
 		fs.StringVar(&r.aws.AMI, "ami", "", "AMI ID: a Luna AMI, or Debian/Amazon Linux with the startup script (required)")
 		fs.StringVar(&r.aws.InstanceType, "instance-type", def("m7i.xlarge"), "instance type")
 		fs.StringVar(&r.aws.KeyName, "key-name", "", "EC2 key pair for SSH")
-		fs.StringVar(&r.aws.InstanceProfile, "instance-profile", "", "IAM instance profile name or ARN")
+		fs.StringVar(&r.aws.InstanceProfile, "instance-profile", "", "IAM instance profile name or ARN; its role needs the AWS managed policy AmazonSSMManagedInstanceCore for logs and restart --via ssm (Session Manager), besides reading the password source")
 		fs.Var(&r.secGroups, "security-group", "security group ID (repeatable or comma-separated)")
 		if create {
 			fs.Var(&r.subnets, "subnet", "subnet ID to spread over (repeatable or comma-separated)")
 			fs.Var(&r.zones, "zone", "availability zone, when not using --subnet (repeatable or comma-separated)")
 			fs.Var(&r.targetGroups, "target-group-arn", "target group the instances register with, whose health check is HTTP /readyz on the health port (repeatable); the group uses ELB health checks through it")
 			fs.BoolVar(&r.aws.NoTargetGroup, "no-target-group", false, "make the group without a target group: EC2 status checks only, so a node whose Luna never gets ready stays in service, and update refuses to refresh it without --i-know")
+			fs.Var(&r.sshKeyFiles, "ssh-authorized-key", "OpenSSH public key file (e.g. ~/.ssh/id_ed25519.pub; repeatable) whose keys the startup script adds to the login user's authorized_keys (LUNA_SSH_AUTHORIZED_KEYS), so SSH --via ssm needs no EC2 key pair; the startup script also installs amazon-ssm-agent unless --setting LUNA_SSM_AGENT=no")
 		} else {
 			fs.BoolVar(&r.aws.IKnow, "i-know", false, "refresh a group whose health checks cannot see /readyz (no target group or EC2 checks), knowing a bad version replaces every node")
 		}
@@ -303,6 +311,11 @@ func (r *run) sshFlags(fs *flag.FlagSet) {
 		"accept-new: record the key of an instance seen for the first time in the (first) known_hosts file, refuse a changed key unless luna-deploy recorded it for another instance (a replaced node at a reused address), and then replace the entry; strict: refuse hosts not in known_hosts")
 	fs.BoolVar(&r.ssh.InsecureIgnoreHostKey, "insecure-ignore-host-key", false, "do not check host keys (open to interception)")
 	fs.StringVar(&r.ssh.Jump, "jump", "", "bastion to connect through, [user@]host[:port]")
+	fs.StringVar(&r.via, "via", "", map[string]string{
+		"asg": "ssm: reach private instances through AWS Session Manager (runs aws ssm start-session with the AWS-StartSSHSession document; needs the aws CLI and its session-manager-plugin; no address or open port needed)",
+		"mig": "iap: reach private instances through Google's IAP TCP forwarding (runs gcloud compute start-iap-tunnel; no external IP needed)",
+	}[r.cloud])
+	fs.StringVar(&r.ssh.ProxyCommand, "proxy-command", "", "command whose standard input and output carry each SSH connection, as OpenSSH's ProxyCommand; %h address, %p port, %n name, %i instance ID, %z zone, %r user, %% a percent")
 	fs.BoolVar(&r.ssh.InternalIP, "internal-ip", false, "connect to the instances' internal IPs (default external)")
 	fs.IntVar(&r.ssh.Port, "ssh-port", 22, "SSH port of the instances")
 	if r.cmd == "logs" {
@@ -396,6 +409,23 @@ func (r *run) finish() error {
 			return bad("%v", err)
 		}
 		r.ssh.HostKeyPolicy = p
+		if r.via != "" {
+			if r.ssh.ProxyCommand != "" {
+				return bad("--via and --proxy-command contradict each other: --via %s is a ready-made proxy command", r.via)
+			}
+			if want := map[string]string{"asg": "ssm", "mig": "iap"}[r.cloud]; r.via != want {
+				return bad("--via %q: %s instances are reached --via %s", r.via, r.cloud, want)
+			}
+			scope := r.gcp.Project
+			if r.cloud == "asg" {
+				scope = r.aws.Region
+			}
+			cmd, err := remote.ViaCommand(r.via, scope, r.aws.Profile)
+			if err != nil {
+				return bad("%v", err)
+			}
+			r.ssh.ProxyCommand = cmd
+		}
 		r.ssh.KeyFiles, r.ssh.KnownHosts = r.keys, r.knownHosts
 		r.ssh.AgentSocket = r.env.Getenv("SSH_AUTH_SOCK")
 		r.ssh.Notices = r.env.Stderr
@@ -515,6 +545,13 @@ func (r *run) finishAWS(now time.Time, script string) error {
 		c.Size = int32(r.size)
 		c.SecurityGroups, c.Subnets, c.Zones, c.Tags = r.secGroups, r.subnets, r.zones, r.awsTags
 		c.Settings = r.settings
+		if len(r.sshKeyFiles) > 0 {
+			keys, err := awsfleet.ReadAuthorizedKeys(r.sshKeyFiles)
+			if err != nil {
+				return err
+			}
+			c.SSHAuthorizedKeys = keys
+		}
 		c.UserData = script
 		c.TargetGroupARNs = r.targetGroups
 		c.GracePeriodSec, c.WarmupSec, c.CheckpointPercentages, c.CheckpointDelaySec = r.initialDelay, r.warmup, r.checkpoints, r.checkpointWait

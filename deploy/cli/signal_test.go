@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/lunadb/luna/deploy/internal/sshtest"
 	"google.golang.org/api/option"
 )
 
@@ -32,11 +33,15 @@ const (
 	childArgsEnv = "LUNA_DEPLOY_TEST_ARGS"
 	childGCPEnv  = "LUNA_DEPLOY_TEST_GCP"
 	childAWSEnv  = "LUNA_DEPLOY_TEST_AWS"
+	proxyToEnv   = "LUNA_DEPLOY_TEST_PROXY_TO"
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(childMain())
+	}
+	if to := os.Getenv(proxyToEnv); to != "" {
+		os.Exit(sshtest.ProxyMain(to))
 	}
 	os.Exit(m.Run())
 }

@@ -2,10 +2,12 @@
 // Google Compute Engine: an instance template, two HTTP health checks (the
 // group autoheals on /healthz; /readyz is for the load balancer in front),
 // a firewall rule admitting Google's health checkers to the health port,
-// and the group itself; rolling updates to a copy of the current template
-// with only the requested changes; and the listing of the group's
-// instances for status, logs and restarts. It speaks to the Compute Engine
-// REST API through cloud.google.com/go/compute/apiv1.
+// one admitting IAP TCP forwarding to SSH (so that logs and restart reach
+// nodes without external addresses), and the group itself; rolling
+// updates to a copy of the current template with only the requested
+// changes; and the listing of the group's instances for status, logs and
+// restarts. It speaks to the Compute Engine REST API through
+// cloud.google.com/go/compute/apiv1.
 package gcp
 
 import (
@@ -17,6 +19,7 @@ import (
 	"net/url"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +50,14 @@ const DefaultInitialDelaySec = 300
 // load balancers' probes) connect from; the firewall rule admits them.
 var HealthCheckRanges = []string{"35.191.0.0/16", "130.211.0.0/22"}
 
+// IAPRange is where IAP TCP forwarding connects from ("Using IAP for TCP
+// forwarding": all addresses IAP uses for TCP forwarding); the IAP SSH
+// rule admits it to port 22.
+const IAPRange = "35.235.240.0/20"
+
+// SSHPort is the port the IAP SSH rule opens: sshd's on the images.
+const SSHPort = 22
+
 // Config describes the group. Zero values take the defaults in Defaults,
 // except the rollout settings, which the command line always sets.
 type Config struct {
@@ -55,9 +66,9 @@ type Config struct {
 	// Zones the group spreads over; empty: the region's default zones.
 	Zones []string
 	// Name of the group; templates are <Name>-<Version>, the health checks
-	// <Name>-healthz and <Name>-readyz, the firewall rule
-	// <Name>-allow-health-check, instances <Name>-xxxx. It is also the
-	// network tag every instance carries.
+	// <Name>-healthz and <Name>-readyz, the firewall rules
+	// <Name>-allow-health-check and <Name>-allow-iap-ssh, instances
+	// <Name>-xxxx. It is also the network tag every instance carries.
 	Name string
 	Size int32
 
@@ -101,6 +112,8 @@ type Config struct {
 	// NoFirewall skips the health-check firewall rule, for networks whose
 	// rules are managed elsewhere.
 	NoFirewall bool
+	// NoIAPSSH skips the rule admitting IAP TCP forwarding to SSH.
+	NoIAPSSH bool
 
 	// Update is what update changes; everything else is kept as the
 	// group's current template and settings have it.
@@ -234,6 +247,7 @@ func (c *Config) templateName() string      { return c.Name + "-" + c.Version }
 func (c *Config) autohealCheckName() string { return c.Name + "-healthz" }
 func (c *Config) readyCheckName() string    { return c.Name + "-readyz" }
 func (c *Config) firewallName() string      { return c.Name + "-allow-health-check" }
+func (c *Config) iapFirewallName() string   { return c.Name + "-allow-iap-ssh" }
 
 // networkTag is the tag every instance carries and the firewall rule
 // targets: the group's name, as the Terraform module does.
@@ -321,6 +335,38 @@ func (c *Config) firewallDescription() string {
 	return "Google health checks to the Luna health port, made by luna-deploy for group " + c.Name
 }
 
+// iapFirewall admits IAP TCP forwarding to sshd on the group's instances,
+// which have no external address by default: luna-deploy logs and restart
+// --via iap (gcloud compute start-iap-tunnel) come in through it. Who may
+// open a tunnel is IAM's business (roles/iap.tunnelResourceAccessor), not
+// the rule's.
+func (c *Config) iapFirewall() *computepb.Firewall {
+	return &computepb.Firewall{
+		Name:         proto.String(c.iapFirewallName()),
+		Description:  proto.String(c.iapFirewallDescription()),
+		Network:      proto.String(networkURL(c.Project, c.Network)),
+		Direction:    proto.String("INGRESS"),
+		Priority:     proto.Int32(1000),
+		SourceRanges: []string{IAPRange},
+		TargetTags:   []string{c.networkTag()},
+		Allowed: []*computepb.Allowed{{
+			IPProtocol: proto.String("tcp"),
+			Ports:      []string{fmt.Sprint(SSHPort)},
+		}},
+	}
+}
+
+func (c *Config) iapFirewallDescription() string {
+	return "IAP TCP forwarding to SSH, made by luna-deploy for group " + c.Name
+}
+
+// IAPFirewallNeeded says which rule SSH through IAP needs when create
+// skips making it.
+func (c *Config) IAPFirewallNeeded() string {
+	return fmt.Sprintf("an ingress rule on network %s allowing tcp:%d from %s to instances tagged %s",
+		c.Network, SSHPort, IAPRange, c.networkTag())
+}
+
 // FirewallNeeded says which rule must exist when create skips making it.
 func (c *Config) FirewallNeeded() string {
 	return fmt.Sprintf("an ingress rule on network %s allowing tcp:%d from %s to instances tagged %s",
@@ -342,8 +388,18 @@ func (c *Config) template(redact bool) *computepb.InstanceTemplate {
 	add := func(k, v string) {
 		items = append(items, &computepb.Items{Key: proto.String(k), Value: proto.String(v)})
 	}
-	for _, k := range sortedKeys(c.Metadata) {
-		add(k, c.Metadata[k])
+	md := map[string]string{}
+	for k, v := range c.Metadata {
+		md[k] = v
+	}
+	// SSH to the nodes goes through OS Login, which IAM governs
+	// (roles/compute.osAdminLogin), as in the Terraform module; a
+	// --metadata enable-oslogin=FALSE of the operator's wins.
+	if _, ok := md["enable-oslogin"]; !ok {
+		md["enable-oslogin"] = "TRUE"
+	}
+	for _, k := range sortedKeys(md) {
+		add(k, md[k])
 	}
 	if c.StartupScript != "" {
 		add("startup-script", c.StartupScript)
@@ -475,6 +531,10 @@ func (c *Config) PlanCreate() []deploy.Request {
 		reqs = append(reqs, deploy.Request{API: "compute.firewalls.insert", Method: http.MethodPost, Path: c.firewallPath(), Body: body(c.firewall()),
 			Note: "if the rule exists already, compute.firewalls.get checks that it admits the health checkers"})
 	}
+	if !c.NoIAPSSH {
+		reqs = append(reqs, deploy.Request{API: "compute.firewalls.insert", Method: http.MethodPost, Path: c.firewallPath(), Body: body(c.iapFirewall()),
+			Note: "if the rule exists already, it is kept (a warning says so if it does not admit IAP to tcp:22)"})
+	}
 	return append(reqs,
 		deploy.Request{API: "compute.instanceTemplates.insert", Method: http.MethodPost, Path: c.globalPath("instanceTemplates"), Body: body(c.template(true))},
 		deploy.Request{API: "compute.regionInstanceGroupManagers.insert", Method: http.MethodPost, Path: c.migPath(), Body: body(c.mig())},
@@ -488,6 +548,8 @@ func (c *Config) PlanDelete() []deploy.Request {
 		{API: "compute.healthChecks.delete", Method: http.MethodDelete, Path: c.globalPath("healthChecks") + "/" + c.autohealCheckName()},
 		{API: "compute.healthChecks.delete", Method: http.MethodDelete, Path: c.globalPath("healthChecks") + "/" + c.readyCheckName()},
 		{API: "compute.firewalls.get", Method: http.MethodGet, Path: c.firewallPath() + "/" + c.firewallName(),
+			Note: "then compute.firewalls.delete if luna-deploy made the rule for this group"},
+		{API: "compute.firewalls.get", Method: http.MethodGet, Path: c.firewallPath() + "/" + c.iapFirewallName(),
 			Note: "then compute.firewalls.delete if luna-deploy made the rule for this group"},
 		{API: "compute.instanceTemplates.list", Method: http.MethodGet, Path: c.globalPath("instanceTemplates") + "?" + url.Values{"filter": {c.templateFilter()}}.Encode(),
 			Note: "then compute.instanceTemplates.delete for each listed template labelled " + GroupLabel + "=" + c.Name},
@@ -575,7 +637,7 @@ func isStatus(err error, code int) bool {
 	return errors.As(err, &gerr) && gerr.Code == code
 }
 
-// Create makes the health checks, the firewall rule, the template and the
+// Create makes the health checks, the firewall rules, the template and the
 // group, and returns a description of what it made.
 func (c *Client) Create(ctx context.Context) (string, error) {
 	cfg := &c.cfg
@@ -593,6 +655,15 @@ func (c *Client) Create(ctx context.Context) (string, error) {
 		fmt.Fprintf(&out, "made no firewall rule (--no-health-check-firewall): the health checks need %s\n", cfg.FirewallNeeded())
 	} else {
 		line, err := c.ensureFirewall(ctx)
+		if err != nil {
+			return "", err
+		}
+		out.WriteString(line)
+	}
+	if cfg.NoIAPSSH {
+		fmt.Fprintf(&out, "made no IAP SSH firewall rule (--no-iap-ssh): SSH through IAP (logs and restart --via iap) needs %s\n", cfg.IAPFirewallNeeded())
+	} else {
+		line, err := c.ensureIAPFirewall(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -640,9 +711,43 @@ func (c *Client) ensureFirewall(ctx context.Context) (string, error) {
 	return fmt.Sprintf("kept firewall rule %s (exists; admits tcp:%d from the health-check ranges)\n", fw.GetName(), cfg.HealthPort), nil
 }
 
+// ensureIAPFirewall makes the IAP SSH rule. A rule of that name that
+// exists already is kept whatever it says: the fleet serves without it,
+// and the operator may have reasons; a warning says when it does not
+// admit IAP to SSH.
+func (c *Client) ensureIAPFirewall(ctx context.Context) (string, error) {
+	cfg := &c.cfg
+	fw := cfg.iapFirewall()
+	what := "creating firewall rule " + fw.GetName()
+	op, err := c.firewalls.Insert(ctx, &computepb.InsertFirewallRequest{Project: cfg.firewallProject(), FirewallResource: fw})
+	if !isStatus(err, http.StatusConflict) {
+		if err := c.wait(ctx, op, what, err); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("created firewall rule %s (tcp:%d from %s to tag %s, for SSH through IAP)\n", fw.GetName(), SSHPort, IAPRange, cfg.networkTag()), nil
+	}
+	c.Progress.Printf("skipped: %s (it exists)", what)
+	got, err := c.firewalls.Get(ctx, &computepb.GetFirewallRequest{Project: cfg.firewallProject(), Firewall: fw.GetName()})
+	switch {
+	case err != nil:
+		c.Progress.Printf("warning: cannot read firewall rule %s (%v): SSH through IAP needs %s", fw.GetName(), err, cfg.IAPFirewallNeeded())
+	default:
+		if why := cfg.admits(got, []string{IAPRange}, SSHPort); why != "" {
+			c.Progress.Printf("warning: firewall rule %s %s: SSH through IAP needs %s", fw.GetName(), why, cfg.IAPFirewallNeeded())
+		}
+	}
+	return fmt.Sprintf("kept firewall rule %s (exists)\n", fw.GetName()), nil
+}
+
 // admitsHealthChecks says why rule fails to let the health checkers reach
 // the group's health port, or "" if it does.
 func (c *Config) admitsHealthChecks(rule *computepb.Firewall) string {
+	return c.admits(rule, HealthCheckRanges, c.HealthPort)
+}
+
+// admits says why rule fails to let ranges reach tcp port on the group's
+// instances, or "" if it does.
+func (c *Config) admits(rule *computepb.Firewall, ranges []string, port int) string {
 	if rule.GetDisabled() {
 		return "is disabled"
 	}
@@ -652,7 +757,7 @@ func (c *Config) admitsHealthChecks(rule *computepb.Firewall) string {
 	if path.Base(rule.GetNetwork()) != path.Base(networkURL(c.Project, c.Network)) {
 		return "is on network " + path.Base(rule.GetNetwork()) + ", not " + path.Base(c.Network)
 	}
-	for _, r := range HealthCheckRanges {
+	for _, r := range ranges {
 		if !contains(rule.GetSourceRanges(), r) {
 			return "does not admit " + r
 		}
@@ -671,12 +776,12 @@ func (c *Config) admitsHealthChecks(rule *computepb.Firewall) string {
 			return ""
 		}
 		for _, p := range a.GetPorts() {
-			if portIn(p, c.HealthPort) {
+			if portIn(p, port) {
 				return ""
 			}
 		}
 	}
-	return fmt.Sprintf("does not allow tcp:%d", c.HealthPort)
+	return fmt.Sprintf("does not allow tcp:%d", port)
 }
 
 // portIn reports whether a firewall port spec ("7689" or "7000-8000")
@@ -754,6 +859,11 @@ func (c *Client) Instances(ctx context.Context) ([]deploy.Instance, error) {
 			Zone:    zone,
 			Version: mi.GetVersion().GetName(),
 		}
+		// An instance recreated by autohealing keeps its name but gets a
+		// new id (and host key); one still being created has none yet.
+		if id := mi.GetId(); id != 0 {
+			in.ID = strconv.FormatUint(id, 10)
+		}
 		if in.Version == "" {
 			in.Version = path.Base(mi.GetVersion().GetInstanceTemplate())
 		}
@@ -775,6 +885,9 @@ func (c *Client) Instances(ctx context.Context) ([]deploy.Instance, error) {
 			case err != nil:
 				return nil, deploy.CloudError("reading instance "+name, err)
 			default:
+				if in.ID == "" && vm.GetId() != 0 {
+					in.ID = strconv.FormatUint(vm.GetId(), 10)
+				}
 				for _, nic := range vm.GetNetworkInterfaces() {
 					in.InternalIP = nic.GetNetworkIP()
 					for _, ac := range nic.GetAccessConfigs() {
@@ -809,7 +922,7 @@ func zoneAndName(url string) (zone, name string) {
 	return zone, name
 }
 
-// Delete removes the group, its health checks, the firewall rule create
+// Delete removes the group, its health checks, the firewall rules create
 // made and the group's templates. Resources already gone are skipped.
 func (c *Client) Delete(ctx context.Context) (string, error) {
 	cfg := &c.cfg
@@ -830,12 +943,17 @@ func (c *Client) Delete(ctx context.Context) (string, error) {
 			done = append(done, "deleted health check "+name)
 		}
 	}
-	line, err := c.deleteFirewall(ctx)
-	if err != nil {
-		return "", err
-	}
-	if line != "" {
-		done = append(done, line)
+	for _, rule := range []struct{ name, description string }{
+		{cfg.firewallName(), cfg.firewallDescription()},
+		{cfg.iapFirewallName(), cfg.iapFirewallDescription()},
+	} {
+		line, err := c.deleteFirewall(ctx, rule.name, rule.description)
+		if err != nil {
+			return "", err
+		}
+		if line != "" {
+			done = append(done, line)
+		}
 	}
 	it := c.templates.List(ctx, &computepb.ListInstanceTemplatesRequest{Project: cfg.Project, Filter: proto.String(cfg.templateFilter())})
 	for {
@@ -863,11 +981,11 @@ func (c *Client) Delete(ctx context.Context) (string, error) {
 	return strings.Join(done, "\n") + "\n", nil
 }
 
-// deleteFirewall removes the health-check rule if create made it for this
-// group; a rule someone else made under that name is left alone.
-func (c *Client) deleteFirewall(ctx context.Context) (string, error) {
+// deleteFirewall removes a firewall rule if create made it for this group
+// (it carries the description create gave it); a rule someone else made
+// under that name is left alone.
+func (c *Client) deleteFirewall(ctx context.Context, name, description string) (string, error) {
 	cfg := &c.cfg
-	name := cfg.firewallName()
 	rule, err := c.firewalls.Get(ctx, &computepb.GetFirewallRequest{Project: cfg.firewallProject(), Firewall: name})
 	switch {
 	case isStatus(err, http.StatusNotFound):
@@ -875,7 +993,7 @@ func (c *Client) deleteFirewall(ctx context.Context) (string, error) {
 		return "", nil
 	case err != nil:
 		return "", deploy.CloudError("reading firewall rule "+name, err)
-	case rule.GetDescription() != cfg.firewallDescription():
+	case rule.GetDescription() != description:
 		c.Progress.Printf("skipped: deleting firewall rule %s (not made by luna-deploy for group %s)", name, cfg.Name)
 		return "", nil
 	}

@@ -132,10 +132,11 @@ func TestCreate(t *testing.T) {
 		"POST "+base+"/global/healthChecks", twice("global", 1),
 		"POST "+base+"/global/healthChecks", twice("global", 2),
 		"POST "+base+"/global/firewalls", twice("global", 3),
-		"POST "+base+"/global/instanceTemplates", twice("global", 4),
-		"POST "+base+"/regions/europe-west1/instanceGroupManagers", twice("regions/europe-west1", 5),
+		"POST "+base+"/global/firewalls", twice("global", 4),
+		"POST "+base+"/global/instanceTemplates", twice("global", 5),
+		"POST "+base+"/regions/europe-west1/instanceGroupManagers", twice("regions/europe-west1", 6),
 	)...)
-	if len(reqs) != 15 {
+	if len(reqs) != 18 {
 		t.FailNow()
 	}
 	// Compute Engine API reference, healthChecks.insert: an HTTP check
@@ -164,7 +165,23 @@ func TestCreate(t *testing.T) {
 		"targetTags":   []string{"luna"},
 		"allowed":      []map[string]any{{"IPProtocol": "tcp", "ports": []string{"7689"}}},
 	})
-	checkFields(t, "template", reqs[9].JSON(), map[string]any{
+	// "Using IAP for TCP forwarding": a rule admitting 35.235.240.0/20,
+	// the range IAP forwards TCP from, to the port to reach (22 for SSH)
+	// of the instances, here those tagged with the group's name.
+	checkFields(t, "IAP SSH firewall rule", reqs[9].JSON(), map[string]any{
+		"name":         "luna-allow-iap-ssh",
+		"description":  "IAP TCP forwarding to SSH, made by luna-deploy for group luna",
+		"network":      "projects/proj/global/networks/default",
+		"direction":    "INGRESS",
+		"priority":     1000,
+		"sourceRanges": []string{"35.235.240.0/20"},
+		"targetTags":   []string{"luna"},
+		"allowed":      []map[string]any{{"IPProtocol": "tcp", "ports": []string{"22"}}},
+	})
+	if n := len(reqs[9].JSON()); n != 8 {
+		t.Errorf("the IAP SSH rule has %d fields, want exactly the 8 above: %s", n, reqs[9].Body)
+	}
+	checkFields(t, "template", reqs[12].JSON(), map[string]any{
 		"name":                    "luna-v2",
 		"properties.machineType":  "e2-standard-4",
 		"properties.disks.0.boot": true,
@@ -178,7 +195,9 @@ func TestCreate(t *testing.T) {
 		// The firewall rule's target tag comes first, given once.
 		"properties.tags.items": []string{"luna", "ops"},
 		"properties.labels":     map[string]string{GroupLabel: "luna"},
+		// OS Login on, so that IAM decides who may SSH in (through IAP).
 		"properties.metadata.items": []map[string]string{
+			{"key": "enable-oslogin", "value": "TRUE"},
 			{"key": "team", "value": "data"},
 			{"key": "startup-script", "value": "#!/bin/sh\necho start\n"},
 			{"key": "luna-passwd", "value": "s3cret"},
@@ -190,7 +209,7 @@ func TestCreate(t *testing.T) {
 	// VM is created autohealing ignores it. updatePolicy.maxSurge and
 	// maxUnavailable of a regional group, when fixed, are 0 or at least the
 	// number of zones (here 2); at least one of them is above 0.
-	checkFields(t, "group", reqs[12].JSON(), map[string]any{
+	checkFields(t, "group", reqs[15].JSON(), map[string]any{
 		"name":                                  "luna",
 		"baseInstanceName":                      "luna",
 		"instanceTemplate":                      "projects/proj/global/instanceTemplates/luna-v2",
@@ -209,6 +228,7 @@ func TestCreate(t *testing.T) {
 	for _, want := range []string{
 		"created health check luna-healthz (HTTP /healthz on port 7689)",
 		"created firewall rule luna-allow-health-check (tcp:7689 from 35.191.0.0/16,130.211.0.0/22 to tag luna)",
+		"created firewall rule luna-allow-iap-ssh (tcp:22 from 35.235.240.0/20 to tag luna, for SSH through IAP)",
 		"created managed instance group luna in europe-west1: 2 instances, named port luna:7688, autohealing on luna-healthz (/healthz) after 600s",
 		"backend health check luna-readyz (/readyz)",
 	} {
@@ -232,14 +252,16 @@ func TestCreateDefaultSurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs := g.Requests()
-	if len(reqs) != 15 {
+	if len(reqs) != 18 {
 		t.Fatalf("requests: %v", calls(reqs))
 	}
-	if reqs[6].Path != "/compute/v1/projects/host/global/firewalls" {
-		t.Errorf("firewall rule went to %s", reqs[6].Path)
+	for _, i := range []int{6, 9} {
+		if reqs[i].Path != "/compute/v1/projects/host/global/firewalls" {
+			t.Errorf("firewall rule went to %s", reqs[i].Path)
+		}
+		checkFields(t, "firewall rule", reqs[i].JSON(), map[string]any{"network": "projects/host/global/networks/shared"})
 	}
-	checkFields(t, "firewall rule", reqs[6].JSON(), map[string]any{"network": "projects/host/global/networks/shared"})
-	checkFields(t, "group", reqs[12].JSON(), map[string]any{
+	checkFields(t, "group", reqs[15].JSON(), map[string]any{
 		"updatePolicy":       map[string]any{"type": "PROACTIVE", "minimalAction": "REPLACE", "maxUnavailable": map[string]int{"fixed": 0}},
 		"distributionPolicy": nil,
 	})
@@ -264,8 +286,10 @@ func TestCreateFirewallExists(t *testing.T) {
 	if !strings.Contains(out, "kept firewall rule luna-allow-health-check") || !strings.Contains(progress.String(), "skipped: creating firewall rule") {
 		t.Errorf("create printed:\n%s\n%s", out, progress)
 	}
-	if n := len(g.Requests()); n != 14 {
-		t.Errorf("%d requests, want 14: %v", n, calls(g.Requests()))
+	// The insert of the IAP rule is answered 409 too (the fake fails the
+	// path), and that rule is kept as it is.
+	if n := len(g.Requests()); n != 16 {
+		t.Errorf("%d requests, want 16: %v", n, calls(g.Requests()))
 	}
 
 	for name, rule := range map[string]string{
@@ -291,6 +315,98 @@ func TestCreateFirewallExists(t *testing.T) {
 	}
 }
 
+// TestCreateIAPFirewallExists: a rule of the IAP rule's name that exists
+// already (409 alreadyExists) is fine, whatever it admits, and create
+// goes on; one that does not admit IAP to SSH gets a warning.
+func TestCreateIAPFirewallExists(t *testing.T) {
+	fw := base + "/global/firewalls"
+	good := `{"name":"luna-allow-iap-ssh","network":"https://www.googleapis.com/compute/v1/projects/proj/global/networks/default","direction":"INGRESS",
+		"sourceRanges":["35.235.240.0/20"],"targetTags":["luna"],"allowed":[{"IPProtocol":"tcp","ports":["22"]}]}`
+	for name, tc := range map[string]struct{ rule, warning string }{
+		"admits IAP":      {good, ""},
+		"another range":   {strings.Replace(good, "35.235.240.0/20", "10.0.0.0/8", 1), "does not admit 35.235.240.0/20"},
+		"another port":    {strings.Replace(good, `["22"]`, `["2222"]`, 1), "does not allow tcp:22"},
+		"all ports":       {strings.Replace(good, `,"ports":["22"]`, "", 1), ""},
+		"unreadable rule": {"", "cannot read firewall rule luna-allow-iap-ssh"},
+	} {
+		g := cloudfake.NewGCP(t)
+		// The health-check rule is made, the IAP one exists: the fake
+		// answers the second insert of the same path with 409.
+		g.Respond("POST "+fw, cloudfake.Response{}, cloudfake.Response{Status: 409,
+			Body: cloudfake.Error(409, "alreadyExists", "The resource 'projects/proj/global/firewalls/luna-allow-iap-ssh' already exists")})
+		if tc.rule != "" {
+			g.Answer("GET "+fw+"/luna-allow-iap-ssh", tc.rule)
+		}
+		c, progress := newClient(t, g, testConfig())
+		out, err := c.Create(context.Background())
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if !strings.Contains(out, "kept firewall rule luna-allow-iap-ssh (exists)") || !strings.Contains(out, "created managed instance group luna") {
+			t.Errorf("%s: create printed:\n%s", name, out)
+		}
+		warned := strings.Contains(progress.String(), "warning: ")
+		switch {
+		case tc.warning == "" && warned:
+			t.Errorf("%s: warned:\n%s", name, progress)
+		case tc.warning != "" && (!strings.Contains(progress.String(), tc.warning) || !strings.Contains(progress.String(), "SSH through IAP needs an ingress rule on network default allowing tcp:22 from 35.235.240.0/20 to instances tagged luna")):
+			t.Errorf("%s: progress lacks %q:\n%s", name, tc.warning, progress)
+		}
+		posts := 0
+		for _, r := range g.Mutations() {
+			if r.Path == fw {
+				posts++
+			}
+		}
+		if posts != 2 {
+			t.Errorf("%s: %d firewall inserts, want 2", name, posts)
+		}
+	}
+}
+
+// TestOSLoginMetadata: the operator's enable-oslogin, given as metadata,
+// replaces the default TRUE.
+func TestOSLoginMetadata(t *testing.T) {
+	cfg := testConfig()
+	cfg.Metadata = map[string]string{"enable-oslogin": "FALSE"}
+	var got []string
+	for _, it := range cfg.template(true).GetProperties().GetMetadata().GetItems() {
+		if it.GetKey() == "enable-oslogin" {
+			got = append(got, it.GetValue())
+		}
+	}
+	if !reflect.DeepEqual(got, []string{"FALSE"}) {
+		t.Errorf("enable-oslogin items: %q", got)
+	}
+}
+
+// TestCreateNoIAPSSH: --no-iap-ssh makes no IAP rule and says which one
+// SSH through IAP needs.
+func TestCreateNoIAPSSH(t *testing.T) {
+	g := cloudfake.NewGCP(t)
+	cfg := testConfig()
+	cfg.NoIAPSSH = true
+	c, _ := newClient(t, g, cfg)
+	out, err := c.Create(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range g.Requests() {
+		if strings.Contains(string(r.Body), "iap") {
+			t.Errorf("sent %s %s: %s", r.Method, r.Path, r.Body)
+		}
+	}
+	if !strings.Contains(out, "made no IAP SSH firewall rule (--no-iap-ssh): SSH through IAP (logs and restart --via iap) needs an ingress rule on network default allowing tcp:22 from 35.235.240.0/20 to instances tagged luna") {
+		t.Errorf("create printed:\n%s", out)
+	}
+	for _, p := range cfg.PlanCreate() {
+		if b, _ := json.Marshal(p.Body); strings.Contains(string(b), "iap") {
+			t.Errorf("the plan holds %s", b)
+		}
+	}
+}
+
 // TestCreateNoFirewall: with the rule skipped, create says which rule the
 // network must have.
 func TestCreateNoFirewall(t *testing.T) {
@@ -303,8 +419,8 @@ func TestCreateNoFirewall(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range g.Requests() {
-		if strings.Contains(r.Path, "firewalls") {
-			t.Errorf("made %s %s", r.Method, r.Path)
+		if strings.Contains(r.Path, "firewalls") && strings.Contains(string(r.Body), "health") {
+			t.Errorf("made %s %s: %s", r.Method, r.Path, r.Body)
 		}
 	}
 	if !strings.Contains(out, "an ingress rule on network default allowing tcp:7689 from 35.191.0.0/16,130.211.0.0/22 to instances tagged luna") {
@@ -583,14 +699,15 @@ func TestInstances(t *testing.T) {
 	g := cloudfake.NewGCP(t)
 	list := "POST " + base + "/regions/europe-west1/instanceGroupManagers/luna/listManagedInstances"
 	g.Answer(list, `{"managedInstances":[
-		{"instance":"https://www.googleapis.com/compute/v1/projects/proj/zones/europe-west1-c/instances/luna-bbbb","instanceStatus":"RUNNING","currentAction":"NONE",
+		{"instance":"https://www.googleapis.com/compute/v1/projects/proj/zones/europe-west1-c/instances/luna-bbbb","id":"8340529381029384756","instanceStatus":"RUNNING","currentAction":"NONE",
 		 "instanceHealth":[{"detailedHealthState":"HEALTHY"}],"version":{"name":"v1","instanceTemplate":"projects/proj/global/instanceTemplates/luna-v1"}}],
 		"nextPageToken":"p2"}`)
 	g.Answer(list+"?pageToken=p2", `{"managedInstances":[
 		{"instance":"https://www.googleapis.com/compute/v1/projects/proj/zones/europe-west1-b/instances/luna-aaaa","instanceStatus":"STAGING","currentAction":"CREATING",
 		 "instanceHealth":[{"detailedHealthState":"UNKNOWN"}],"version":{"instanceTemplate":"projects/proj/global/instanceTemplates/luna-v2"}}]}`)
 	g.Answer("GET "+base+"/zones/europe-west1-c/instances/luna-bbbb", `{"name":"luna-bbbb","networkInterfaces":[{"networkIP":"10.0.0.3","accessConfigs":[{"natIP":"34.1.2.3"}]}]}`)
-	g.Answer("GET "+base+"/zones/europe-west1-b/instances/luna-aaaa", `{"name":"luna-aaaa","networkInterfaces":[{"networkIP":"10.0.0.2"}]}`)
+	// The managed instance being created has no id yet; its VM has one.
+	g.Answer("GET "+base+"/zones/europe-west1-b/instances/luna-aaaa", `{"name":"luna-aaaa","id":"1234567890123","networkInterfaces":[{"networkIP":"10.0.0.2"}]}`)
 	c, _ := newClient(t, g, testConfig())
 	got, err := c.Instances(context.Background())
 	if err != nil {
@@ -603,11 +720,16 @@ func TestInstances(t *testing.T) {
 		"GET "+base+"/zones/europe-west1-b/instances/luna-aaaa",
 	)
 	want := []deploy.Instance{
-		{Name: "luna-aaaa", State: "STAGING (creating)", Health: "UNKNOWN", Zone: "europe-west1-b", InternalIP: "10.0.0.2", Version: "luna-v2"},
-		{Name: "luna-bbbb", State: "RUNNING", Health: "HEALTHY", Zone: "europe-west1-c", InternalIP: "10.0.0.3", ExternalIP: "34.1.2.3", Version: "v1"},
+		{Name: "luna-aaaa", ID: "1234567890123", State: "STAGING (creating)", Health: "UNKNOWN", Zone: "europe-west1-b", InternalIP: "10.0.0.2", Version: "luna-v2"},
+		{Name: "luna-bbbb", ID: "8340529381029384756", State: "RUNNING", Health: "HEALTHY", Zone: "europe-west1-c", InternalIP: "10.0.0.3", ExternalIP: "34.1.2.3", Version: "v1"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("instances:\n%+v\nwant:\n%+v", got, want)
+	}
+	// Host keys are recorded under name and id: a node autohealing
+	// recreated under its name is told apart from the one before.
+	if id := got[1].Identity(); id != "luna-bbbb/8340529381029384756" {
+		t.Errorf("identity %q", id)
 	}
 }
 
@@ -618,6 +740,7 @@ func TestDelete(t *testing.T) {
 		{"name":"luna-prod-v1","properties":{"labels":{"luna-deploy-group":"luna-prod"}}},
 		{"name":"luna-v2","properties":{"labels":{"luna-deploy-group":"luna"}}}]}`)
 	g.Answer("GET "+base+"/global/firewalls/luna-allow-health-check", `{"name":"luna-allow-health-check","description":"Google health checks to the Luna health port, made by luna-deploy for group luna"}`)
+	g.Answer("GET "+base+"/global/firewalls/luna-allow-iap-ssh", `{"name":"luna-allow-iap-ssh","description":"IAP TCP forwarding to SSH, made by luna-deploy for group luna"}`)
 	c, _ := newClient(t, g, testConfig())
 	out, err := c.Delete(context.Background())
 	if err != nil {
@@ -630,11 +753,14 @@ func TestDelete(t *testing.T) {
 		"DELETE "+base+"/global/healthChecks/luna-readyz", twice("global", 3),
 		"GET "+base+"/global/firewalls/luna-allow-health-check",
 		"DELETE "+base+"/global/firewalls/luna-allow-health-check", twice("global", 4),
+		"GET "+base+"/global/firewalls/luna-allow-iap-ssh",
+		"DELETE "+base+"/global/firewalls/luna-allow-iap-ssh", twice("global", 5),
 		"GET "+base+"/global/instanceTemplates?"+filter,
-		"DELETE "+base+"/global/instanceTemplates/luna-v1", twice("global", 5),
-		"DELETE "+base+"/global/instanceTemplates/luna-v2", twice("global", 6),
+		"DELETE "+base+"/global/instanceTemplates/luna-v1", twice("global", 6),
+		"DELETE "+base+"/global/instanceTemplates/luna-v2", twice("global", 7),
 	)...)
 	want := "deleted managed instance group luna\ndeleted health check luna-healthz\ndeleted health check luna-readyz\ndeleted firewall rule luna-allow-health-check\n" +
+		"deleted firewall rule luna-allow-iap-ssh\n" +
 		"deleted instance template luna-v1\ndeleted instance template luna-v2\n"
 	if out != want {
 		t.Errorf("delete printed %q, want %q", out, want)
@@ -649,6 +775,7 @@ func TestDeleteMissing(t *testing.T) {
 	g.Fail("DELETE "+base+"/global/healthChecks/luna-healthz", 404, "notFound", "The resource 'luna-healthz' was not found")
 	g.Fail("DELETE "+base+"/global/healthChecks/luna-readyz", 404, "notFound", "The resource 'luna-readyz' was not found")
 	g.Answer("GET "+base+"/global/firewalls/luna-allow-health-check", `{"name":"luna-allow-health-check","description":"made by hand"}`)
+	g.Answer("GET "+base+"/global/firewalls/luna-allow-iap-ssh", `{"name":"luna-allow-iap-ssh","description":"IAP TCP forwarding to SSH, made by hand"}`)
 	g.Answer("GET "+base+"/global/instanceTemplates", `{}`)
 	c, progress := newClient(t, g, testConfig())
 	out, err := c.Delete(context.Background())

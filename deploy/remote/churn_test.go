@@ -191,16 +191,7 @@ func TestTailFollowsChurn(t *testing.T) {
 	go func() {
 		done <- Tail(ctx, g, d, LogOptions{Follow: true, Lines: 5, Relist: 20 * time.Millisecond, MinBackoff: 10 * time.Millisecond, Notices: &notices}, &out)
 	}()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s; output:\n%s\nnotices:\n%s", what, out.String(), notices.String())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	waitFor := waiter(t, &out, &notices)
 
 	waitFor("no notice of the instance without an address", func() bool {
 		return strings.Contains(notices.String(), "instance n1 has no internal IP: it may still be starting; following it once it has one")
@@ -340,5 +331,75 @@ func TestRestartSettle(t *testing.T) {
 	err = RollingRestart(context.Background(), []deploy.Instance{i}, d, RestartOptions{Timeout: 200 * time.Millisecond, Settle: 100 * time.Millisecond, Interval: 20 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "c did not become ready within 200ms and stay ready for 100ms") || !strings.Contains(err.Error(), "503 Service Unavailable") {
 		t.Errorf("never ready: %v", err)
+	}
+}
+
+// TestTailFollowsRecreatedNode: GCP autohealing recreates a node under its
+// name, here at the same address too; only the instance ID changes. The
+// stream starts over on the new machine (the old cursor is another
+// journal's) and its new host key is taken, with a notice.
+func TestTailFollowsRecreatedNode(t *testing.T) {
+	key, pub := sshtest.ClientKey(t)
+	old := sshtest.Start(t, pub, follower("old"))
+	addr := old.Addr
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	var notices, out syncWriter
+	d, err := NewDialer(Options{User: "root", KeyFiles: []string{key}, KnownHosts: []string{kh}, InternalIP: true, Notices: &notices})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	node := func(id string, srv *sshtest.Server) deploy.Instance {
+		in := at("n1", srv)
+		in.ID = id
+		return in
+	}
+	g := &group{}
+	g.set(node("111", old))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		// Listed again every 300ms: the stream reconnects sooner.
+		done <- Tail(ctx, g, d, LogOptions{Follow: true, Lines: 5, Relist: 300 * time.Millisecond, MinBackoff: 10 * time.Millisecond, Notices: &notices}, &out)
+	}()
+	waitFor := waiter(t, &out, &notices)
+	waitFor("n1 not tailed", func() bool { return strings.Contains(out.String(), "n1 | old 3\n") })
+	old.Close()
+	recreated := sshtest.StartConfig(t, sshtest.Config{Addr: addr}, pub, follower("new"))
+	// The stream reconnects before the group lists the new machine: its
+	// key is refused, and following goes on.
+	waitFor("the reconnect to the unlisted machine not refused", func() bool {
+		return strings.Contains(notices.String(), "refusing it until the group lists a new instance there")
+	})
+	g.set(node("222", recreated))
+	waitFor("the recreated n1 not followed", func() bool { return strings.Contains(out.String(), "n1 | new 3\n") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Tail: %v", err)
+	}
+	if !strings.Contains(notices.String(), "n1 was recreated (instance 222, was 111); following the new one") {
+		t.Errorf("no notice of the recreation:\n%s", notices.String())
+	}
+	if got := recreated.Commands(); len(got) == 0 || !strings.HasSuffix(got[0], " -n 5 --follow") {
+		t.Errorf("the new machine was asked with the old cursor: %q", got)
+	}
+	if got, want := readFile(t, kh), knownhosts.Line([]string{addr}, recreated.HostKey)+" luna-deploy-instance=n1/222\n"; got != want {
+		t.Errorf("known_hosts:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// waiter returns a function that waits up to 10 s for cond, failing the
+// test with what and the tail's output and notices.
+func waiter(t *testing.T, out, notices *syncWriter) func(what string, cond func() bool) {
+	return func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s; output:\n%s\nnotices:\n%s", what, out.String(), notices.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }

@@ -52,6 +52,11 @@ type Options struct {
 	Notices io.Writer
 	// Jump is a bastion, [user@]host[:port], that connections go through.
 	Jump string
+	// ProxyCommand, instead of a TCP connection, carries each SSH
+	// connection over a command's standard input and output (see
+	// ViaCommand and the tokens in proxy.go). Instances are then known by
+	// name in known_hosts, and need no address.
+	ProxyCommand string
 	// Port is the SSH port of the instances (22).
 	Port int
 	// InternalIP selects the instances' internal addresses.
@@ -91,6 +96,14 @@ func NewDialer(opts Options) (*Dialer, error) {
 	}
 	if _, err := ParseHostKeyPolicy(string(opts.HostKeyPolicy)); err != nil {
 		return nil, err
+	}
+	if opts.ProxyCommand != "" {
+		if opts.Jump != "" {
+			return nil, errors.New("--jump and --via/--proxy-command are two ways to reach the instances: pass one")
+		}
+		if err := checkProxyCommand(opts.ProxyCommand); err != nil {
+			return nil, err
+		}
 	}
 	if opts.User == "" {
 		if u, err := user.Current(); err == nil {
@@ -186,18 +199,33 @@ func (c *Client) Close() error {
 	return err
 }
 
-// Target returns the host and SSH port of an instance.
+// Target returns the host and SSH port of an instance: its address, or,
+// through a proxy command, its name (the host known_hosts records it
+// under; the command finds the instance itself).
 func (d *Dialer) Target(in deploy.Instance) (string, error) {
+	port := d.port(in)
+	if d.opts.ProxyCommand != "" {
+		if in.Name == "" {
+			return "", errors.New("an instance without a name cannot be reached through a proxy command")
+		}
+		return net.JoinHostPort(in.Name, strconv.Itoa(port)), nil
+	}
 	ip, err := in.Address(d.opts.InternalIP)
 	if err != nil {
 		return "", err
 	}
-	port := d.opts.Port
-	if in.SSHPort != 0 {
-		port = in.SSHPort
-	}
 	return net.JoinHostPort(ip, strconv.Itoa(port)), nil
 }
+
+func (d *Dialer) port(in deploy.Instance) int {
+	if in.SSHPort != 0 {
+		return in.SSHPort
+	}
+	return d.opts.Port
+}
+
+// Proxied reports whether connections go through a proxy command.
+func (d *Dialer) Proxied() bool { return d.opts.ProxyCommand != "" }
 
 // Dial connects to an instance; ctx bounds the connection, not its use.
 func (d *Dialer) Dial(ctx context.Context, in deploy.Instance) (*Client, error) {
@@ -209,7 +237,11 @@ func (d *Dialer) Dial(ctx context.Context, in deploy.Instance) (*Client, error) 
 	defer cancel()
 	c := &Client{stop: make(chan struct{})}
 	var conn net.Conn
-	if d.opts.Jump != "" {
+	if d.opts.ProxyCommand != "" {
+		if conn, err = d.dialProxy(ctx, in, d.port(in)); err != nil {
+			return nil, err
+		}
+	} else if d.opts.Jump != "" {
 		juser, jaddr := splitJump(d.opts.Jump, d.opts.User)
 		jconn, err := (&net.Dialer{}).DialContext(ctx, "tcp", jaddr)
 		if err != nil {
@@ -231,7 +263,7 @@ func (d *Dialer) Dial(ctx context.Context, in deploy.Instance) (*Client, error) 
 			return nil, fmt.Errorf("connecting to %s (%s): %w", in.Name, addr, err)
 		}
 	}
-	cl, err := d.handshake(ctx, conn, addr, d.opts.User, in.Name)
+	cl, err := d.handshake(ctx, conn, addr, d.opts.User, in.Identity())
 	if err != nil {
 		if c.jump != nil {
 			c.jump.Close()

@@ -134,7 +134,7 @@ func (k *knownHosts) check(host, instance string, remote net.Addr, key ssh.Publi
 	if !ok {
 		return he // an entry the operator made: theirs to change
 	}
-	if prev == instance {
+	if sameMachine(prev, instance) {
 		he.Recorded = prev
 		return he
 	}
@@ -144,6 +144,20 @@ func (k *knownHosts) check(host, instance string, remote net.Addr, key ssh.Publi
 	k.notice("%s: the host key of %s changed (%s %s): known_hosts had it for instance %s, which %s replaced at this address; replaced the entry in %s",
 		instance, host, key.Type(), ssh.FingerprintSHA256(key), prev, instance, k.files[0])
 	return nil
+}
+
+// sameMachine reports whether two instance marks name one machine. A mark
+// is the instance's name, or name/ID where the cloud reuses names (a GCP
+// node recreated by autohealing); a mark without an ID, as older records
+// have, counts as the same machine when the names match, so that a changed
+// key is refused rather than accepted on a guess.
+func sameMachine(a, b string) bool {
+	if a == b {
+		return true
+	}
+	an, _, aok := strings.Cut(a, "/")
+	bn, _, bok := strings.Cut(b, "/")
+	return (!aok || !bok) && an == bn
 }
 
 func label(instance, host string) string {

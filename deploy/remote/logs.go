@@ -103,16 +103,20 @@ func Tail(ctx context.Context, lister deploy.Lister, d *Dialer, opts LogOptions,
 			}
 			delete(t.waiting, in.Name)
 			if s, ok := t.streams[in.Name]; ok {
-				if s.addr == addr {
+				if s.addr == addr && s.id == in.ID {
 					continue
 				}
 				// Another machine under the same name: the cursor
 				// belongs to the old one's journal.
-				t.notice("%s moved from %s to %s (recreated?); following it there", in.Name, s.addr, addr)
+				if s.addr != addr {
+					t.notice("%s moved from %s to %s (recreated?); following it there", in.Name, s.addr, addr)
+				} else {
+					t.notice("%s was recreated (instance %s, was %s); following the new one", in.Name, in.ID, s.id)
+				}
 				s.cancel()
 			}
 			sctx, scancel := context.WithCancel(ctx)
-			t.streams[in.Name] = &tailStream{addr: addr, cancel: scancel}
+			t.streams[in.Name] = &tailStream{addr: addr, id: in.ID, cancel: scancel}
 			if _, ok := t.colors[in.Name]; !ok {
 				t.colors[in.Name] = len(t.colors)
 			}
@@ -186,9 +190,10 @@ type tailer struct {
 	waiting map[string]bool // listed without an address, already noticed
 }
 
-// tailStream is the stream of one instance at one address.
+// tailStream is the stream of one machine (instance ID) at one address.
 type tailStream struct {
 	addr   string
+	id     string
 	cancel context.CancelFunc
 }
 
@@ -210,15 +215,24 @@ func (t *tailer) stream(ctx context.Context, in deploy.Instance, color int) erro
 	var cursor string
 	backoff := t.opts.MinBackoff
 	failures := 0
+	streamed := false // entries came from this machine before
 	for {
 		progressed, err := t.once(ctx, in, prefix, &cursor)
+		streamed = streamed || progressed
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err == nil && !t.opts.Follow {
 			return nil
 		}
-		if err != nil && permanent(err) {
+		var hk *HostKeyError
+		if t.opts.Follow && streamed && errors.As(err, &hk) && hk.Mismatch {
+			// The machine behind the name changed after it was followed:
+			// most often a node recreated at its address that the next
+			// listing shows with a new instance ID, which starts a new
+			// stream. Until then it is refused, not given up on.
+			t.notice("%s: %v; refusing it until the group lists a new instance there", in.Name, err)
+		} else if err != nil && permanent(err) {
 			return err
 		}
 		if err == nil {

@@ -109,16 +109,26 @@ func restartOne(ctx context.Context, in deploy.Instance, d *Dialer, opts Restart
 // kept answering 200 for opts.Settle. With a jump host the instance's
 // address is reached through the bastion.
 func waitReady(ctx context.Context, in deploy.Instance, d *Dialer, c *Client, opts RestartOptions) error {
-	ip, err := in.Address(d.opts.InternalIP)
-	if err != nil {
-		return err
-	}
 	port := opts.HealthPort
 	if in.HealthPort != 0 {
 		port = in.HealthPort
 	}
-	url := "http://" + net.JoinHostPort(ip, strconv.Itoa(port)) + "/readyz"
 	tr := &http.Transport{DisableKeepAlives: true}
+	var url string
+	if d.Proxied() {
+		// Through a proxy command only SSH reaches the instance: ask its
+		// health port from the instance itself, over the SSH connection.
+		url = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/readyz"
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return c.DialContext(ctx, network, addr)
+		}
+	} else {
+		ip, err := in.Address(d.opts.InternalIP)
+		if err != nil {
+			return err
+		}
+		url = "http://" + net.JoinHostPort(ip, strconv.Itoa(port)) + "/readyz"
+	}
 	if c.jump != nil {
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return c.jump.DialContext(ctx, network, addr)

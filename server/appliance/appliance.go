@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/lunadb/luna/server"
+	"github.com/lunadb/luna/server/admission"
 	"github.com/lunadb/luna/server/config"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/health"
@@ -161,6 +162,13 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		return nil // stopped during startup
 	}
 
+	adm := admission.New(cfg.MaxConcurrentQueries, met.Admission())
+	met.GaugeFunc("luna_queries_running", "Statements holding a query slot: running in DuckDB or streaming their result (counted with or without --max-concurrent-queries).", func() float64 {
+		return float64(adm.Running())
+	})
+	met.GaugeFunc("luna_queries_waiting", "Statements waiting for a query slot (--max-concurrent-queries).", func() float64 {
+		return float64(adm.Waiting())
+	})
 	srv := server.New(db, server.Options{
 		Password:        password,
 		MaxRequestBytes: int(cfg.MaxRequestBytes),
@@ -169,6 +177,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		BatchRows:       cfg.BatchRows,
 		Observer:        met,
 		Resolver:        resolver,
+		Admission:       adm,
 
 		AuthTimeout:        cfg.AuthTimeout,
 		IdleTimeout:        cfg.IdleTimeout,

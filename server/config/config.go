@@ -38,6 +38,9 @@ type Config struct {
 	LogFormat       string
 	Version         bool
 
+	// MaxConcurrentQueries caps statements running at once (0: no cap).
+	MaxConcurrentQueries int
+
 	// Connection deadlines and the cap on connections still to AUTH.
 	AuthTimeout        time.Duration
 	IdleTimeout        time.Duration
@@ -128,6 +131,7 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest request accepted, e.g. 64MiB; larger ones close the connection")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most concurrent client connections; extra ones are refused with an error (0: no limit)")
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "longest a request may run, e.g. 30s (0: no limit)")
+	fs.IntVar(&c.MaxConcurrentQueries, "max-concurrent-queries", c.MaxConcurrentQueries, "most statements running in DuckDB at once across all connections; further ones wait their turn in a first-come queue, within --query-timeout (0: no limit)")
 	fs.DurationVar(&c.AuthTimeout, "auth-timeout", c.AuthTimeout, "with a password, close a connection that has not completed AUTH within this (0: no limit)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection that sends no request for this long after its last answer, e.g. 15m (0: never)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "close a connection whose client takes longer than this to accept each 1 MiB of a response (0: no limit)")
@@ -231,6 +235,9 @@ func (c *Config) validate() error {
 	}
 	if c.QueryTimeout < 0 {
 		bad("query-timeout", "must not be negative, got %v", c.QueryTimeout)
+	}
+	if c.MaxConcurrentQueries < 0 {
+		bad("max-concurrent-queries", "must not be negative, got %d", c.MaxConcurrentQueries)
 	}
 	if c.AuthTimeout < 0 {
 		bad("auth-timeout", "must not be negative, got %v", c.AuthTimeout)

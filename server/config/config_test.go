@@ -69,6 +69,12 @@ func TestBadValuesNameTheFlagOrVariable(t *testing.T) {
 		{[]string{"--watch-interval=1m", "--object-store=duckdb"}, nil, "needs --object-store native"},
 		{nil, map[string]string{"LUNA_THREADS": "two"}, "LUNA_THREADS (--threads)"},
 		{nil, map[string]string{"LUNA_SHUTDOWN_TIMEOUT": "10"}, "LUNA_SHUTDOWN_TIMEOUT"},
+		{[]string{"--max-concurrent-queries=-1"}, nil, "--max-concurrent-queries: must not be negative"},
+		{[]string{"--max-concurrent-queries=four"}, nil, "-max-concurrent-queries"},
+		{[]string{"--max-concurrent-queries=2.5"}, nil, "-max-concurrent-queries"},
+		{[]string{"--max-concurrent-queries="}, nil, "-max-concurrent-queries"},
+		{nil, map[string]string{"LUNA_MAX_CONCURRENT_QUERIES": "lots"}, "LUNA_MAX_CONCURRENT_QUERIES (--max-concurrent-queries)"},
+		{nil, map[string]string{"LUNA_MAX_CONCURRENT_QUERIES": "-3"}, "--max-concurrent-queries: must not be negative"},
 	}
 	for _, c := range cases {
 		_, err := Parse(c.args, env(c.env), io.Discard)
@@ -127,5 +133,19 @@ func TestAllowedDirectoriesAreCommaSeparated(t *testing.T) {
 	}
 	if !reflect.DeepEqual([]string(c.AllowedDirectories), []string{"/var/lib/luna", "/srv/data"}) {
 		t.Fatalf("got %q", c.AllowedDirectories)
+	}
+}
+
+func TestMaxConcurrentQueries(t *testing.T) {
+	if d := Defaults().MaxConcurrentQueries; d != 0 {
+		t.Fatalf("default = %d, want 0 (no limit)", d)
+	}
+	c, err := Parse([]string{"--max-concurrent-queries", "4"}, env(map[string]string{"LUNA_MAX_CONCURRENT_QUERIES": "9"}), io.Discard)
+	if err != nil || c.MaxConcurrentQueries != 4 {
+		t.Fatalf("flag: %d, %v; want 4", c.MaxConcurrentQueries, err)
+	}
+	c, err = Parse(nil, env(map[string]string{"LUNA_MAX_CONCURRENT_QUERIES": "2"}), io.Discard)
+	if err != nil || c.MaxConcurrentQueries != 2 || !c.FromEnv["max-concurrent-queries"] {
+		t.Fatalf("env: %d, %v; want 2 from the environment", c.MaxConcurrentQueries, err)
 	}
 }

@@ -396,7 +396,13 @@ func TestClientDisconnectCancelsDownloads(t *testing.T) {
 	}
 	q := "q:SELECT count(*) FROM 's3://slow/d/*.csv'"
 	fmt.Fprintf(conn, "$%d\r\n%s\r\n", len(q), q)
-	time.Sleep(250 * time.Millisecond)
+	// Leave once the downloads have begun (the listing comes first, and
+	// takes longer on a busy machine).
+	for deadline := time.Now().Add(15 * time.Second); srv.Counts()["get"] == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no download began")
+		}
+	}
 	conn.Close()
 	time.Sleep(3 * time.Second)
 	if n := srv.Counts()["get"]; n == 0 || n > 16 {

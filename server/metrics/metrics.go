@@ -1,7 +1,8 @@
 // Package metrics holds Luna's Prometheus metrics: request counts and
 // durations, streamed rows and bytes, authentication failures, open
 // connections, DuckDB's memory and spill use, the memory tables take,
-// checkpoints, recovered panics (package recovery), and build information.
+// checkpoints, admission control (--max-concurrent-queries), recovered
+// panics (package recovery), and build information.
 package metrics
 
 import (
@@ -221,4 +222,41 @@ func (r *Refreshes) Done(table string, ok bool) {
 		outcome = "error"
 	}
 	r.runs.WithLabelValues(table, outcome).Inc()
+}
+
+// Admission counts the waits for a query slot (--max-concurrent-queries);
+// it is an admission.Observer.
+type Admission struct {
+	wait      prometheus.Histogram
+	abandoned *prometheus.CounterVec
+}
+
+// Admission registers the admission metrics but the gauges of running and
+// waiting queries, which read the limiter itself (GaugeFunc).
+func (m *Metrics) Admission() *Admission {
+	a := &Admission{
+		wait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "luna_query_wait_seconds",
+			Help:    "Time statements waited for a query slot (--max-concurrent-queries), admitted or not; 0 when one was free.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5ms to ~2 min
+		}),
+		abandoned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "luna_admission_rejected_total",
+			Help: "Statements that stopped waiting for a query slot without one, by reason (timeout: --query-timeout passed; canceled: the client went away or the server shut down).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"timeout", "canceled"} {
+		a.abandoned.WithLabelValues(r)
+	}
+	m.reg.MustRegister(a.wait, a.abandoned)
+	return a
+}
+
+// Admitted records a statement that got a slot after waiting d.
+func (a *Admission) Admitted(d time.Duration) { a.wait.Observe(d.Seconds()) }
+
+// Abandoned records a statement that gave up waiting after d.
+func (a *Admission) Abandoned(reason string, d time.Duration) {
+	a.wait.Observe(d.Seconds())
+	a.abandoned.WithLabelValues(reason).Inc()
 }

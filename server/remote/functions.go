@@ -267,7 +267,11 @@ func xlsxOptions(c call) (excel.Options, error) {
 // (globs included) into the statement's view; local paths stay.
 func (s *Statement) localize(ctx context.Context, p string) (string, error) {
 	if loc, ok := ParseLocation(p); ok {
-		return s.fetch(ctx, loc)
+		locals, err := s.fetchAll(ctx, []Location{loc})
+		if err != nil {
+			return "", err
+		}
+		return locals[0], nil
 	}
 	return p, nil
 }

@@ -97,7 +97,9 @@ type Statement struct {
 	r       *Resolver
 	orig    string        // the statement as the client wrote it
 	edits   sqltext.Edits // where SQL differs from orig
+	mu      sync.Mutex    // entries, while the URLs download together
 	entries []*entry
+	slots   chan struct{} // the statement's downloads in progress
 	view    string
 	uploads []upload
 	hooks   []func(ctx context.Context, ok bool) error // formats: run first by Finish
@@ -152,8 +154,15 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 	// A view or macro keeps its body: over local copies that last one
 	// statement it would fail or go stale on first use.
 	defines := definesObject(toks)
-	var b strings.Builder
-	last := 0
+	// Replacements are collected first and the SQL written once every
+	// URL is fetched: the URLs of one statement download together.
+	type replacement struct {
+		from, to int
+		text     string
+		fetch    int // index into fetches whose local path is the text; -1: text
+	}
+	var reps []replacement
+	var fetches []Location
 	skip := 0 // formats: tokens a rewritten call already covered
 	for i, t := range toks {
 		switch {
@@ -168,9 +177,8 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 				s.Finish(ctx, false)
 				return nil, err
 			}
-			b.WriteString(stmt[last:t.Start])
-			s.edit(&b, t.Start, toks[end].End, text)
-			last, skip = toks[end].End, end+1
+			reps = append(reps, replacement{from: t.Start, to: toks[end].End, text: text, fetch: -1})
+			skip = end + 1
 		case t.Kind == sqltext.String:
 			loc, ok := ParseLocation(t.Value)
 			if !ok {
@@ -180,20 +188,17 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 				s.Finish(ctx, false)
 				return nil, keepsStatementFiles(defines, "object-store URLs ("+loc.URL+")")
 			}
-			var local string
-			var err error
-			if i == writeTarget {
-				local, err = s.stage(loc)
-			} else {
-				local, err = s.fetch(ctx, loc)
+			if i != writeTarget {
+				reps = append(reps, replacement{from: t.Start, to: t.End, fetch: len(fetches)})
+				fetches = append(fetches, loc)
+				continue
 			}
+			local, err := s.stage(loc)
 			if err != nil {
 				s.Finish(ctx, false)
 				return nil, err
 			}
-			b.WriteString(stmt[last:t.Start])
-			s.edit(&b, t.Start, t.End, sqltext.Quote(local))
-			last = t.End
+			reps = append(reps, replacement{from: t.Start, to: t.End, text: sqltext.Quote(local), fetch: -1})
 		case t.IsWord("duckdb_secrets") && i+2 < len(toks) && toks[i+1].Value == "(":
 			// Luna's secrets are not in DuckDB's secret manager: list
 			// them in its place.
@@ -204,12 +209,29 @@ func (r *Resolver) Prepare(ctx context.Context, stmt string) (*Statement, error)
 			if end >= len(toks) {
 				continue
 			}
-			b.WriteString(stmt[last:t.Start])
-			s.edit(&b, t.Start, toks[end].End, r.secrets.listingSQL())
-			last = toks[end].End
+			reps = append(reps, replacement{from: t.Start, to: toks[end].End, text: r.secrets.listingSQL(), fetch: -1})
 		}
 	}
-	if last > 0 {
+	if len(fetches) > 0 {
+		locals, err := s.fetchAll(ctx, fetches)
+		if err != nil {
+			s.Finish(ctx, false)
+			return nil, err
+		}
+		for i := range reps {
+			if reps[i].fetch >= 0 {
+				reps[i].text = sqltext.Quote(locals[reps[i].fetch])
+			}
+		}
+	}
+	if len(reps) > 0 {
+		var b strings.Builder
+		last := 0
+		for _, rep := range reps {
+			b.WriteString(stmt[last:rep.from])
+			s.edit(&b, rep.from, rep.to, rep.text)
+			last = rep.to
+		}
 		b.WriteString(stmt[last:])
 		s.SQL = b.String()
 	}
@@ -242,19 +264,57 @@ func (s *Statement) viewDir() (string, error) {
 	return s.view, nil
 }
 
+// fetchAll fetches the URLs a statement reads, all at once, and returns
+// their local paths in the same order. Listing and downloading one URL
+// need not wait for another's; the statement's downloads together stay
+// within the worker limit. The first failure cancels the rest.
+func (s *Statement) fetchAll(ctx context.Context, locs []Location) ([]string, error) {
+	if s.slots == nil {
+		s.slots = make(chan struct{}, s.r.opts.Workers)
+	}
+	if _, err := s.viewDir(); err != nil {
+		return nil, err
+	}
+	locals := make([]string, len(locs))
+	srcs := make([]Source, len(locs))
+	if len(locs) == 1 {
+		var err error
+		locals[0], srcs[0], err = s.fetch(ctx, locs[0])
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		g, gctx := errgroup.WithContext(ctx)
+		for i, loc := range locs {
+			g.Go(recovery.Func(s.r.opts.Log, recovery.Statement, "fetching "+loc.URL, func() error {
+				var err error
+				locals[i], srcs[i], err = s.fetch(gctx, loc)
+				return err
+			}))
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+	}
+	// In statement order, whatever order the fetches finished in.
+	s.Sources = append(s.Sources, srcs...)
+	return locals, nil
+}
+
 // fetch brings every object loc matches into the cache and lays them out
 // under the statement's view directory with their keys as paths, so that
 // DuckDB's own globbing and hive partitioning see exactly the objects that
 // exist now.
-func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
+func (s *Statement) fetch(ctx context.Context, loc Location) (string, Source, error) {
 	r := s.r
+	src := Source{URL: loc.URL, Versions: map[string]string{}}
 	b, err := r.bucket(ctx, loc)
 	if err != nil {
-		return "", err
+		return "", src, err
 	}
 	listed, err := b.List(ctx, loc.Prefix())
 	if err != nil {
-		return "", fmt.Errorf("IO Error: listing %s: %w", loc.URL, err)
+		return "", src, fmt.Errorf("IO Error: listing %s: %w", loc.URL, err)
 	}
 	objs := matching(loc, listed)
 	if loc.IsGlob() {
@@ -262,24 +322,23 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 	} else {
 		for _, o := range objs {
 			if err := checkKey(o.Key); err != nil {
-				return "", fmt.Errorf("Invalid Input Error: cannot read %s: %w", loc.URL, err)
+				return "", src, fmt.Errorf("Invalid Input Error: cannot read %s: %w", loc.URL, err)
 			}
 		}
 	}
 	if len(objs) == 0 {
 		if loc.IsGlob() {
-			return "", fmt.Errorf("IO Error: No files found that match the pattern \"%s\"", loc.URL)
+			return "", src, fmt.Errorf("IO Error: No files found that match the pattern \"%s\"", loc.URL)
 		}
 		r.cache.forget(loc.bucketURL() + "/" + loc.Key)
-		return "", fmt.Errorf("IO Error: No files found that match the pattern \"%s\"", loc.URL)
+		return "", src, fmt.Errorf("IO Error: No files found that match the pattern \"%s\"", loc.URL)
 	}
 	view, err := s.viewDir()
 	if err != nil {
-		return "", err
+		return "", src, err
 	}
 	root := filepath.Join(view, string(loc.Scheme), loc.Account, loc.Bucket)
 
-	src := Source{URL: loc.URL, Versions: map[string]string{}}
 	var mu sync.Mutex
 	var st stats
 	start := time.Now()
@@ -296,13 +355,21 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 			if err := gctx.Err(); err != nil {
 				return context.Cause(gctx) // cancelled or failed: start nothing more
 			}
+			select {
+			case s.slots <- struct{}{}:
+			case <-gctx.Done():
+				return context.Cause(gctx)
+			}
 			var one stats
 			e, err := r.cache.acquire(gctx, b, loc.bucketURL()+"/"+o.Key, o, &one)
+			<-s.slots
 			if err != nil {
 				return err
 			}
-			mu.Lock()
+			s.mu.Lock()
 			s.entries = append(s.entries, e)
+			s.mu.Unlock()
+			mu.Lock()
 			src.Versions[o.Key] = e.version
 			st.Hits += one.Hits
 			st.Downloads += one.Downloads
@@ -314,9 +381,8 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 		}))
 	}
 	if err := g.Wait(); err != nil {
-		return "", fmt.Errorf("IO Error: reading %s: %w", loc.URL, err)
+		return "", src, fmt.Errorf("IO Error: reading %s: %w", loc.URL, err)
 	}
-	s.Sources = append(s.Sources, src)
 	if st.Downloads > 0 {
 		r.opts.Log.Info("objects fetched", "url", loc.URL, "objects", len(objs), "downloaded", st.Downloads,
 			"cached", st.Hits, "bytes", st.Bytes, "duration", time.Since(start).Round(time.Millisecond))
@@ -325,9 +391,9 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, error) {
 	// keys only, so it is a safe path too; checked all the same.
 	local, err := keyPath(root, loc.Key)
 	if err != nil {
-		return "", fmt.Errorf("Invalid Input Error: cannot read %s: %w", loc.URL, err)
+		return "", src, fmt.Errorf("Invalid Input Error: cannot read %s: %w", loc.URL, err)
 	}
-	return local, nil
+	return local, src, nil
 }
 
 // maxUnsafeKeyWarnings bounds the log lines one listing can cause: a

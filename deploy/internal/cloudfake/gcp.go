@@ -31,6 +31,8 @@ type GCP struct {
 	// opErrors makes the operation of a call end with this error JSON
 	// (the "error" field of an Operation), keyed like Answers.
 	opErrors map[string]string
+	// queued are one-off answers, consumed in order; see Respond.
+	queued map[string][]Response
 }
 
 type gcpOp struct {
@@ -44,7 +46,7 @@ var opPath = regexp.MustCompile(`^/compute/v1/projects/[^/]+/(global|regions/[^/
 
 // NewGCP starts the fake.
 func NewGCP(t testing.TB) *GCP {
-	g := &GCP{ops: map[string]*gcpOp{}, answers: map[string][]Response{}, fail: map[string]Response{}, opErrors: map[string]string{}}
+	g := &GCP{ops: map[string]*gcpOp{}, answers: map[string][]Response{}, fail: map[string]Response{}, opErrors: map[string]string{}, queued: map[string][]Response{}}
 	g.URL = start(t, http.HandlerFunc(g.serve)).URL
 	return g
 }
@@ -59,15 +61,30 @@ func (g *GCP) Answer(key string, bodies ...string) {
 	}
 }
 
-// Fail makes "METHOD path" answer with a googleapi error.
-func (g *GCP) Fail(key string, code int, reason, message string) {
+// Respond queues one answer per call of "METHOD path", in order, before
+// anything else applies (Fail, Answer, operations): the zero Response lets
+// a call be handled as usual, so that calls of the same path can answer
+// differently, e.g. an insert that succeeds and one that conflicts.
+func (g *GCP) Respond(key string, resps ...Response) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.queued[key] = append(g.queued[key], resps...)
+}
+
+// Error is the body of a googleapi error, as Fail sends it.
+func Error(code int, reason, message string) string {
 	body, _ := json.Marshal(map[string]any{"error": map[string]any{
 		"code": code, "message": message,
 		"errors": []map[string]string{{"reason": reason, "message": message, "domain": "global"}},
 	}})
-	g.fail[key] = Response{Status: code, Body: string(body)}
+	return string(body)
+}
+
+// Fail makes "METHOD path" answer with a googleapi error.
+func (g *GCP) Fail(key string, code int, reason, message string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.fail[key] = Response{Status: code, Body: Error(code, reason, message)}
 }
 
 // FailOperation makes the operation started by "METHOD path" end DONE with
@@ -84,6 +101,13 @@ func (g *GCP) serve(w http.ResponseWriter, r *http.Request) {
 	key := r.Method + " " + rec.Path
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if q := g.queued[key]; len(q) > 0 {
+		g.queued[key] = q[1:]
+		if q[0] != (Response{}) {
+			write(w, q[0])
+			return
+		}
+	}
 	if resp, ok := g.fail[key]; ok {
 		write(w, resp)
 		return

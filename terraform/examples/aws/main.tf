@@ -20,12 +20,15 @@ resource "aws_ssm_parameter" "passwd" {
 # --- Egress ----------------------------------------------------------------------
 #
 # The nodes run in private subnets without a NAT gateway: they reach S3 (an
-# s3:// release, the data) through a gateway endpoint on the subnets' route
-# tables, and SSM and Secrets Manager (the password, secret startup SQL)
-# through interface endpoints with private DNS. Nothing else is needed with
-# an s3:// release; an https:// release URL, or Debian's mirrors should apt
-# need a dependency, need a NAT gateway instead. Set create_endpoints =
-# false when the VPC has these endpoints (or a NAT gateway) already.
+# s3:// release, the data, the SSM agent's package) through a gateway
+# endpoint on the subnets' route tables, and SSM and Secrets Manager (the
+# password, secret startup SQL) through interface endpoints with private
+# DNS, as well as ssmmessages and ec2messages, which Session Manager needs
+# (the way operators reach the nodes: luna-deploy asg logs --via ssm).
+# Nothing else is needed with an s3:// release; an https:// release URL, or
+# Debian's mirrors should apt need a dependency, need a NAT gateway instead.
+# Set create_endpoints = false when the VPC has these endpoints (or a NAT
+# gateway) already.
 data "aws_vpc" "luna" {
   id = var.vpc_id
 }
@@ -43,7 +46,7 @@ resource "aws_security_group" "endpoints" {
   count = var.create_endpoints ? 1 : 0
 
   name_prefix = "luna-endpoints-"
-  description = "HTTPS from the VPC to the SSM and Secrets Manager endpoints"
+  description = "HTTPS from the VPC to the Systems Manager and Secrets Manager endpoints"
   vpc_id      = var.vpc_id
 }
 
@@ -59,7 +62,7 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints" {
 }
 
 resource "aws_vpc_endpoint" "interface" {
-  for_each = var.create_endpoints ? toset(["ssm", "secretsmanager"]) : toset([])
+  for_each = var.create_endpoints ? toset(["ssm", "ssmmessages", "ec2messages", "secretsmanager"]) : toset([])
 
   vpc_id              = var.vpc_id
   service_name        = "com.amazonaws.${var.region}.${each.value}"
@@ -90,6 +93,10 @@ module "luna" {
   buckets                   = [var.data_bucket]
   passwd_ssm_parameter      = aws_ssm_parameter.passwd.name
   internal_nlb              = true
+  # Session Manager (on by default) and the operators' keys for SSH
+  # through it.
+  ssm_access          = true
+  ssh_authorized_keys = var.ssh_authorized_keys
 
   init_sql = <<-SQL
     CREATE TABLE trips AS

@@ -7,3 +7,8 @@ output "passwd_parameter" {
   description = "SSM parameter holding the password."
   value       = aws_ssm_parameter.passwd.name
 }
+
+output "autoscaling_group_name" {
+  description = "The group, for luna-deploy asg status/logs/restart --name (e.g. logs --via ssm)."
+  value       = module.luna.autoscaling_group_name
+}

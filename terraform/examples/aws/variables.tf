@@ -21,9 +21,15 @@ variable "route_table_ids" {
 }
 
 variable "create_endpoints" {
-  description = "Create the S3 gateway endpoint and the SSM and Secrets Manager interface endpoints the nodes reach the services through; false when the VPC has them (or a NAT gateway) already."
+  description = "Create the S3 gateway endpoint and the ssm, ssmmessages, ec2messages and Secrets Manager interface endpoints the nodes reach the services through; false when the VPC has them (or a NAT gateway) already."
   type        = bool
   default     = true
+}
+
+variable "ssh_authorized_keys" {
+  description = "OpenSSH public keys of the operators (the lines of their .pub files), for SSH to the nodes through Session Manager as user admin."
+  type        = list(string)
+  default     = []
 }
 
 variable "passwd_version" {

@@ -51,13 +51,15 @@ locals {
     init_sql_b64         = base64encode(var.init_sql)
     init_sql_from        = local.init_sql_from
     luna_env             = local.luna_env
+    ssm_agent            = var.ssm_access ? "yes" : "no"
+    ssh_authorized_keys  = join("\n", var.ssh_authorized_keys)
   })
 
   # EC2 takes at most 16384 bytes of user data before base64 encoding (EC2
   # User Guide, "Work with instance user data"). The user data goes
   # gzip-compressed, which cloud-init unpacks (and the startup script reads
-  # back in image mode), so the startup script and init_sql fit several
-  # times over. n bytes become 4*ceil(n/3) base64 characters.
+  # back in image mode): the compressed size is what counts. n bytes become
+  # 4*ceil(n/3) base64 characters.
   user_data_b64   = base64gzip(local.user_data)
   user_data_bytes = length(local.user_data_b64) / 4 * 3 - (endswith(local.user_data_b64, "==") ? 2 : endswith(local.user_data_b64, "=") ? 1 : 0)
   user_data_fits  = local.user_data_bytes <= 16384
@@ -154,6 +156,16 @@ resource "aws_iam_role_policy" "luna" {
   policy = data.aws_iam_policy_document.luna.json
 }
 
+# Session Manager: the agent registers the node and opens sessions with
+# this policy (AWS Systems Manager User Guide, "Configure instance
+# permissions required for Systems Manager").
+resource "aws_iam_role_policy_attachment" "ssm" {
+  count = var.ssm_access ? 1 : 0
+
+  role       = aws_iam_role.luna.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
 resource "aws_iam_instance_profile" "luna" {
   name_prefix = "${var.name}-node-"
   role        = aws_iam_role.luna.name
@@ -242,10 +254,14 @@ resource "aws_launch_template" "luna" {
     tags          = merge(local.tags, { Name = var.name })
   }
 
+  # A node reads its password and registers with Session Manager as it
+  # boots: the role's permissions must be in place first.
+  depends_on = [aws_iam_role_policy.luna, aws_iam_role_policy_attachment.ssm]
+
   lifecycle {
     precondition {
       condition     = local.user_data_fits
-      error_message = "The user data is ${local.user_data_bytes} bytes gzip-compressed (the startup script, the settings and init_sql); EC2 takes at most 16384 bytes before base64 encoding. Shorten init_sql, e.g. load the data from S3 in a short statement."
+      error_message = "The user data is ${local.user_data_bytes} bytes gzip-compressed (the startup script, the settings, ${length(var.ssh_authorized_keys)} SSH keys and ${length(var.init_sql)} bytes of init_sql); EC2 takes at most 16384 bytes of user data. Next to this repository's startup script at least 7 KiB of init_sql fits, 12 KiB and more of typical SQL: load larger data from S3 in a short statement."
     }
     precondition {
       condition     = var.api_port != var.health_port

@@ -217,14 +217,9 @@ variable "init_sql_secret_arn" {
 }
 
 variable "init_sql" {
-  description = "Startup SQL every instance runs before serving (passed base64-encoded in the gzip-compressed user data, written to /etc/luna/init.d), so every node preloads the same tables. User data holds at most 16384 bytes compressed, which the launch template checks. User data is readable by anyone with ec2:DescribeInstanceAttribute and every process on the instance: put credentials in init_sql_ssm_parameter instead."
+  description = "Startup SQL every instance runs before serving (passed base64-encoded in the gzip-compressed user data, written to /etc/luna/init.d), so every node preloads the same tables. EC2 takes at most 16384 bytes of user data, and the compressed size counts: next to this repository's startup script at least 7 KiB of any SQL fits, 12 KiB and more of typical SQL (it compresses); the launch template's precondition measures the total. Load larger data from S3 in a short statement. User data is readable by anyone with ec2:DescribeInstanceAttribute and every process on the instance: put credentials in init_sql_ssm_parameter instead."
   type        = string
   default     = ""
-
-  validation {
-    condition     = length(var.init_sql) <= 8192
-    error_message = "init_sql must be at most 8 KiB: it travels in the user data, which EC2 limits to 16384 bytes, next to the startup script (the launch template checks the compressed total). Load larger data from a bucket in a short statement instead."
-  }
 }
 
 variable "release_url" {
@@ -257,6 +252,25 @@ variable "extra_env" {
       can(regex("^LUNA_[A-Z0-9_]+$", k)) && !contains(["LUNA_PASSWD", "LUNA_PASSWD_FILE", "LUNA_PASSWD_FROM", "LUNA_API_HOST_PORT", "LUNA_HEALTH_HOST_PORT"], k) && !can(regex("['\r\n]", v))
     ])
     error_message = "extra_env keys must be LUNA_* settings other than the password and port settings (which have their own variables), with one-line values without single quotes."
+  }
+}
+
+variable "ssm_access" {
+  description = "Let operators reach the nodes through AWS Systems Manager Session Manager (luna-deploy asg logs/restart --via ssm, aws ssm start-session), with no inbound port, bastion or public address: the instance role gets the AWS managed policy AmazonSSMManagedInstanceCore, and the startup script installs amazon-ssm-agent where the AMI lacks it (Debian's do; the Luna AMI has it) from the region's S3 bucket. The nodes must reach the ssm, ssmmessages and ec2messages endpoints (interface endpoints, or a NAT gateway) and S3 (see examples/aws)."
+  type        = bool
+  default     = true
+}
+
+variable "ssh_authorized_keys" {
+  description = "OpenSSH public keys (\"ssh-ed25519 AAAA... comment\" lines, as in a .pub file) the startup script adds to the login user's (admin, Debian's) ~/.ssh/authorized_keys, so that SSH through Session Manager works without an EC2 key pair. Each key is a few hundred bytes of the user data."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([for k in var.ssh_authorized_keys :
+      can(regex("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,2}( [^[:cntrl:]']*)?$", k))
+    ])
+    error_message = "ssh_authorized_keys must hold OpenSSH public keys, one each: \"TYPE BASE64 [COMMENT]\" (ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521 or their sk- forms), without options, line breaks or single quotes."
   }
 }
 

@@ -11,6 +11,10 @@ locals {
   # Google's health checkers and passthrough load balancers probe from these.
   health_check_ranges = ["35.191.0.0/16", "130.211.0.0/22"]
 
+  # IAP TCP forwarding connects from this range ("Using IAP for TCP
+  # forwarding": it holds all addresses IAP uses for TCP forwarding).
+  iap_range = "35.235.240.0/20"
+
   zone_count = length(var.zones) > 0 ? length(var.zones) : length(data.google_compute_zones.region.names)
 
   # The provider sends a fixed surge whether it is set or not, so it is
@@ -338,6 +342,24 @@ resource "google_compute_firewall" "health_check" {
   allow {
     protocol = "tcp"
     ports    = [tostring(var.health_port)]
+  }
+}
+
+# Operators reach the nodes, which have no external address, through IAP
+# TCP forwarding to sshd; OS Login (enable-oslogin) decides who logs in.
+resource "google_compute_firewall" "iap_ssh" {
+  count = var.iap_ssh ? 1 : 0
+
+  project       = var.project_id
+  name          = "${var.name}-allow-iap-ssh"
+  network       = var.network
+  direction     = "INGRESS"
+  source_ranges = [local.iap_range]
+  target_tags   = [var.name]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["22"]
   }
 }
 

@@ -166,6 +166,12 @@ variable "allowed_cidrs" {
   }
 }
 
+variable "iap_ssh" {
+  description = "Admit IAP TCP forwarding (Google's range 35.235.240.0/20) to SSH (tcp:22) on the nodes, which have no external address, so operators reach them through IAP (luna-deploy mig logs/restart --via iap, gcloud compute ssh --tunnel-through-iap). Who may open a tunnel is IAM's decision: roles/iap.tunnelResourceAccessor, with OS Login (on) roles/compute.osAdminLogin and roles/iam.serviceAccountUser on the nodes' service account."
+  type        = bool
+  default     = true
+}
+
 variable "buckets" {
   description = "Cloud Storage buckets the instances may read (gs:// URLs in the startup SQL)."
   type        = list(string)

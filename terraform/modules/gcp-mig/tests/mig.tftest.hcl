@@ -124,6 +124,51 @@ run "no_firewall_without_cidrs" {
   }
 }
 
+# "Using IAP for TCP forwarding": a rule admitting 35.235.240.0/20, the
+# range IAP forwards TCP from, to the port to reach, on the instances to
+# reach; OS Login stays on, so IAM decides who logs in.
+run "iap_ssh" {
+  command = plan
+
+  assert {
+    condition     = length(google_compute_firewall.iap_ssh) == 1
+    error_message = "the IAP SSH rule must be made by default"
+  }
+  assert {
+    condition     = google_compute_firewall.iap_ssh[0].name == "luna-allow-iap-ssh" && google_compute_firewall.iap_ssh[0].direction == "INGRESS"
+    error_message = "the IAP SSH rule must be the ingress rule luna-allow-iap-ssh"
+  }
+  assert {
+    condition     = toset(google_compute_firewall.iap_ssh[0].source_ranges) == toset(["35.235.240.0/20"])
+    error_message = "the IAP SSH rule must admit exactly IAP's TCP forwarding range 35.235.240.0/20"
+  }
+  assert {
+    condition     = one(google_compute_firewall.iap_ssh[0].allow).protocol == "tcp" && one(google_compute_firewall.iap_ssh[0].allow).ports == tolist(["22"])
+    error_message = "the IAP SSH rule must open tcp/22 and nothing else"
+  }
+  assert {
+    condition     = google_compute_firewall.iap_ssh[0].target_tags == toset(["luna"]) && google_compute_firewall.iap_ssh[0].network == "default"
+    error_message = "the IAP SSH rule must target the instances' tag on their network"
+  }
+  assert {
+    condition     = google_compute_instance_template.luna.metadata["enable-oslogin"] == "TRUE"
+    error_message = "OS Login must stay on"
+  }
+}
+
+run "no_iap_ssh" {
+  command = plan
+
+  variables {
+    iap_ssh = false
+  }
+
+  assert {
+    condition     = length(google_compute_firewall.iap_ssh) == 0
+    error_message = "no IAP SSH rule with iap_ssh = false"
+  }
+}
+
 run "metadata_and_identity" {
   command = plan
 
