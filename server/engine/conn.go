@@ -325,6 +325,8 @@ type Rows struct {
 	ahead    chan fetched
 	quit     chan struct{}
 	finished chan struct{}
+	started  bool // the first batch was read, without a goroutine
+	last     bool // and it was the last
 }
 
 type fetched struct {
@@ -350,10 +352,23 @@ func (r *Rows) Next() (arrow.RecordBatch, error) {
 		return nil, nil
 	}
 	if r.ahead == nil {
-		r.ahead = make(chan fetched, readAhead)
-		r.quit = make(chan struct{})
-		r.finished = make(chan struct{})
-		go r.produce()
+		if r.last {
+			return nil, nil
+		}
+		if !r.started {
+			// The first batch is read here: a small result (most of
+			// them) is then answered without a goroutine of its own and
+			// the hand-offs between threads it costs.
+			r.started = true
+			rec, err := r.fetchGuarded()
+			if err != nil || rec == nil || r.done {
+				r.last = true
+				return rec, err
+			}
+			r.readAhead()
+			return rec, nil
+		}
+		r.readAhead()
 	}
 	f, ok := <-r.ahead
 	if !ok {
@@ -362,20 +377,33 @@ func (r *Rows) Next() (arrow.RecordBatch, error) {
 	return f.rec, f.err
 }
 
+// readAhead starts the goroutine that produces the rest of the result.
+func (r *Rows) readAhead() {
+	r.ahead = make(chan fetched, readAhead)
+	r.quit = make(chan struct{})
+	r.finished = make(chan struct{})
+	go r.produce()
+}
+
+// fetchGuarded is fetch with a panic turned into the result's error: the
+// reading goroutine is the statement's too, and a panic there fails the
+// result, not the server.
+func (r *Rows) fetchGuarded() (rec arrow.RecordBatch, err error) {
+	err = recovery.Do(nil, recovery.Statement, "reading the result", func() (err error) {
+		if r.schema.NumFields() > 0 {
+			recovery.Inject("result", r.schema.Field(0).Name)
+		}
+		rec, err = r.fetch()
+		return err
+	})
+	return rec, err
+}
+
 func (r *Rows) produce() {
 	defer close(r.finished)
 	defer close(r.ahead)
 	for {
-		var rec arrow.RecordBatch
-		// This goroutine is the statement's too: a panic here fails the
-		// result, not the server.
-		err := recovery.Do(nil, recovery.Statement, "reading the result", func() (err error) {
-			if r.schema.NumFields() > 0 {
-				recovery.Inject("result", r.schema.Field(0).Name)
-			}
-			rec, err = r.fetch()
-			return err
-		})
+		rec, err := r.fetchGuarded()
 		if rec == nil && err == nil {
 			return
 		}
