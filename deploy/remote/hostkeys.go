@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"unicode"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -221,6 +222,11 @@ func readLine(file string, n int) (string, error) {
 // first removing the lines of drop (entries luna-deploy recorded for the
 // instance this one replaced), and reloads the files.
 func (k *knownHosts) record(host, instance string, key ssh.PublicKey, drop []knownhosts.KnownKey) error {
+	// Names and IDs come from the cloud's API: one with a space or a line
+	// break would write a field or an entry of its own into known_hosts.
+	if strings.ContainsFunc(host+instance, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return fmt.Errorf("not recording the host key of %q (instance %q): the name holds a space or control character", host, instance)
+	}
 	line := knownhosts.Line([]string{host}, key)
 	if instance != "" {
 		line += " " + instanceMark + instance

@@ -265,3 +265,24 @@ func TestViaCommand(t *testing.T) {
 		}
 	}
 }
+
+// A name with a line break would add an entry of its own to known_hosts:
+// nothing is recorded, and the connection is refused.
+func TestHostKeyHostileName(t *testing.T) {
+	key, pub := sshtest.ClientKey(t)
+	target := sshtest.Start(t, pub, func(string, io.Writer, io.Writer) int { return 0 })
+	cmd, _ := proxyCommand(t, target.Addr)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	d, err := NewDialer(Options{User: "admin", KeyFiles: []string{key}, KnownHosts: []string{kh}, ProxyCommand: cmd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	_, err = d.Dial(context.Background(), deploy.Instance{Name: "n1\n* ssh-ed25519 AAAA"})
+	if err == nil || !strings.Contains(err.Error(), "space or control character") {
+		t.Errorf("hostile name: %v", err)
+	}
+	if b, _ := os.ReadFile(kh); len(b) != 0 {
+		t.Errorf("known_hosts written:\n%s", b)
+	}
+}
