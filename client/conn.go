@@ -5,6 +5,7 @@ import (
 
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,8 +26,12 @@ const defaultDialTimeout = 10 * time.Second
 type Options struct {
 	Password    string        // sent as AUTH on connect when non-empty
 	DialTimeout time.Duration // bounds connecting and authenticating; 0 means 10s
-	// Dialer replaces net.Dialer.DialContext, e.g. for TLS or tests.
+	// Dialer replaces net.Dialer.DialContext, e.g. for tests.
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS, when set, makes the connection TLS with this configuration
+	// (on the Dialer's connection, if any). Without ServerName, the host
+	// part of addr is the name the server's certificate must carry.
+	TLS *tls.Config
 	// Allocator holds received record batches. By default the buffers of
 	// released batches are reused for the next ones, which saves the
 	// clearing and collection of fresh memory on large results: a value
@@ -74,6 +79,11 @@ func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("luna: dial %s: %w", addr, err)
 	}
+	if opts.TLS != nil {
+		if nc, err = handshake(ctx, nc, addr, opts.TLS); err != nil {
+			return nil, err
+		}
+	}
 	c := NewConn(nc)
 	if opts.Allocator != nil {
 		c.mem = opts.Allocator
@@ -85,6 +95,24 @@ func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 		}
 	}
 	return c, nil
+}
+
+// handshake runs the TLS client handshake on nc, closing it on failure.
+func handshake(ctx context.Context, nc net.Conn, addr string, cfg *tls.Config) (net.Conn, error) {
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("luna: TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
 }
 
 // NewConn wraps an established connection, such as one end of a net.Pipe.

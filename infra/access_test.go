@@ -36,11 +36,14 @@ func tofuUserDataSize(t *testing.T, initSQL string, keys []string) int {
 	}
 	q := strconv.Quote
 	expr := fmt.Sprintf(`base64gzip(templatefile(%s, {
-  startup_script = file(%s), release_url = "s3://luna-releases-eu-west-1/releases/luna_1.2.3_amd64.deb",
+  startup_script = join("\n", [for l in split("\n", file(%s)) : l if startswith(l, "#!") || !startswith(trimspace(l), "#")]), release_url = "s3://luna-releases-eu-west-1/releases/luna_1.2.3_amd64.deb",
   release_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", passwd_ssm_parameter = "/luna/passwd",
   passwd_from = "", init_sql_b64 = base64encode(file(%s)), init_sql_from = "aws-ssm:/luna/init-sql",
   luna_env = "LUNA_API_HOST_PORT=0.0.0.0:7688\nLUNA_HEALTH_HOST_PORT=0.0.0.0:7689\nLUNA_MEMORY_LIMIT=80%%",
-  ssm_agent = "yes", ssh_authorized_keys = %s }))`,
+  ssm_agent = "yes", ssh_authorized_keys = %s,
+  tls_from = "aws-secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna-tls-AbCdEf",
+  tls_client_ca_from = "aws-secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna-client-ca-AbCdEf",
+  users_from = "aws-secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna-users-AbCdEf" }))`,
 		q(filepath.Join(repoRoot(), "terraform/modules/aws-asg/user-data.sh.tftpl")), q(filepath.Join(repoRoot(), "scripts/startup-aws-asg.sh")),
 		q(sqlFile), q(strings.Join(keys, "\n")))
 	// The console reads one expression a line.
@@ -138,6 +141,7 @@ func TestAWSUserDataAccessSettings(t *testing.T) {
 		"passwd_ssm_parameter": cty.StringVal(""), "passwd_from": cty.StringVal("none"), "init_sql_b64": cty.StringVal(""),
 		"init_sql_from": cty.StringVal(""), "luna_env": cty.StringVal(""),
 		"ssm_agent": cty.StringVal("no"), "ssh_authorized_keys": cty.StringVal(testSSHKeys[0]),
+		"tls_from": cty.StringVal(""), "tls_client_ca_from": cty.StringVal(""), "users_from": cty.StringVal(""),
 	})
 	for _, want := range []string{"\nexport LUNA_SSM_AGENT='no'\n", "\nexport LUNA_SSH_AUTHORIZED_KEYS='" + testSSHKeys[0] + "'\n"} {
 		if !strings.Contains(ud, want) {

@@ -212,7 +212,7 @@ func TestAWSModuleContract(t *testing.T) {
 		}
 	}
 	wantText(t, "parameter_arns", m.text(t, locals, locals, "parameter_arns"), "compact([local.passwd_parameter_arn, local.init_sql_parameter_arn])")
-	wantText(t, "secret_arns", m.text(t, locals, locals, "secret_arns"), "compact([var.passwd_secret_arn, var.init_sql_secret_arn])")
+	wantText(t, "secret_arns", m.text(t, locals, locals, "secret_arns"), "compact([var.passwd_secret_arn, var.init_sql_secret_arn, var.tls_secret_arn, var.tls_client_ca_secret_arn, var.users_secret_arn])")
 	if got := m.text(t, locals, locals, "release_object_arn"); !strings.Contains(got, `startswith(var.release_url, "s3://")`) || !strings.Contains(got, `trimprefix(var.release_url, "s3://")`) {
 		t.Errorf("release_object_arn does not name the s3:// release: %s", got)
 	}
@@ -241,9 +241,11 @@ func TestAWSModuleContract(t *testing.T) {
 	wantText(t, "user_data_b64", m.text(t, locals, locals, "user_data_b64"), "base64gzip(local.user_data)")
 	wantText(t, "user_data_fits", m.text(t, locals, locals, "user_data_fits"), "local.user_data_bytes <= 16384")
 	// User data: the template gets exactly the variables it uses, the
-	// startup script is the repository's.
-	wantText(t, "startup_script", m.text(t, locals, locals, "startup_script"),
-		`var.startup_script != null ? var.startup_script : file("${path.module}/../../../scripts/startup-aws-asg.sh")`)
+	// startup script is the repository's without its comment lines.
+	if got := strings.Join(strings.Fields(m.text(t, locals, locals, "startup_script")), " "); got != `var.startup_script != null ? var.startup_script : join("\n", [ `+
+		`for l in split("\n", file("${path.module}/../../../scripts/startup-aws-asg.sh")) : l if startswith(l, "#!") || !startswith(trimspace(l), "#") ])` {
+		t.Errorf("startup_script = %s", got)
+	}
 	ud := locals.Body.Attributes["user_data"].Expr
 	call, ok := ud.(*hclsyntax.FunctionCallExpr)
 	if !ok || call.Name != "templatefile" || len(call.Args) != 2 {
@@ -342,7 +344,7 @@ func TestAWSUserDataRuns(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "env")
 	initSQL := "CREATE TABLE t AS SELECT 42 AS answer;\n-- it's 'quoted'\n"
-	stub := "#!/bin/bash\nset -eu\n{\n  echo \"url=$LUNA_RELEASE_URL\"\n  echo \"sha=$LUNA_RELEASE_SHA256\"\n  echo \"ssm=$LUNA_PASSWD_SSM_PARAMETER\"\n  echo \"from=$LUNA_PASSWD_FROM\"\n  echo \"sqlfrom=$LUNA_INIT_SQL_FROM\"\n  echo \"env=$LUNA_ENV\"\n  echo \"agent=$LUNA_SSM_AGENT\"\n  echo \"keys=$LUNA_SSH_AUTHORIZED_KEYS\"\n  echo \"self=$0\"\n  printf %s \"$LUNA_INIT_SQL_B64\" | base64 -d\n} >" + out + "\n"
+	stub := "#!/bin/bash\nset -eu\n{\n  echo \"url=$LUNA_RELEASE_URL\"\n  echo \"sha=$LUNA_RELEASE_SHA256\"\n  echo \"ssm=$LUNA_PASSWD_SSM_PARAMETER\"\n  echo \"from=$LUNA_PASSWD_FROM\"\n  echo \"sqlfrom=$LUNA_INIT_SQL_FROM\"\n  echo \"env=$LUNA_ENV\"\n  echo \"agent=$LUNA_SSM_AGENT\"\n  echo \"keys=$LUNA_SSH_AUTHORIZED_KEYS\"\n  echo \"tls=$LUNA_TLS_FROM ca=$LUNA_TLS_CLIENT_CA_FROM users=$LUNA_USERS_FROM\"\n  echo \"self=$0\"\n  printf %s \"$LUNA_INIT_SQL_B64\" | base64 -d\n} >" + out + "\n"
 	ud := renderUserData(t, map[string]cty.Value{
 		"startup_script":       cty.StringVal(stub),
 		"release_url":          cty.StringVal("https://releases.example.com/luna_1.2.3_amd64.deb"),
@@ -354,6 +356,9 @@ func TestAWSUserDataRuns(t *testing.T) {
 		"init_sql_b64":         cty.StringVal(base64.StdEncoding.EncodeToString([]byte(initSQL))),
 		"ssm_agent":            cty.StringVal("yes"),
 		"ssh_authorized_keys":  cty.StringVal(testSSHKeys[0] + "\n" + testSSHKeys[1]),
+		"tls_from":             cty.StringVal("aws-secretsmanager:luna-tls"),
+		"tls_client_ca_from":   cty.StringVal(""),
+		"users_from":           cty.StringVal("aws-ssm:/luna/users"),
 	})
 	script := filepath.Join(t.TempDir(), "user-data")
 	if err := os.WriteFile(script, []byte(ud), 0o755); err != nil {
@@ -374,6 +379,7 @@ func TestAWSUserDataRuns(t *testing.T) {
 	}
 	want := "url=https://releases.example.com/luna_1.2.3_amd64.deb\nsha=" + strings.Repeat("ab", 32) +
 		"\nssm=/luna/passwd\nfrom=\nsqlfrom=aws-ssm:/luna/init-sql\nenv=LUNA_API_HOST_PORT=0.0.0.0:7688\nLUNA_MEMORY_LIMIT=80%\nagent=yes\nkeys=" + testSSHKeys[0] + "\n" + testSSHKeys[1] +
+		"\ntls=aws-secretsmanager:luna-tls ca= users=aws-ssm:/luna/users" +
 		"\nself=/usr/local/lib/luna/startup-aws-asg.sh\n" + initSQL
 	if string(got) != want {
 		t.Fatalf("startup script saw:\n%s\nwant:\n%s", got, want)
@@ -529,6 +535,12 @@ func TestAWSVariableValidation(t *testing.T) {
 		{"passwd_secret_arn", cty.StringVal("luna/passwd"), "Secrets Manager secret ARN"},
 		{"init_sql_secret_arn", cty.StringVal("arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna/init-sql-AbCdEf"), ""},
 		{"init_sql_secret_arn", cty.StringVal("arn:aws:ssm:eu-west-1:123456789012:parameter/x"), "Secrets Manager secret ARN"},
+		{"tls_secret_arn", cty.StringVal("arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna/tls-AbCdEf"), ""},
+		{"tls_secret_arn", cty.StringVal("/luna/tls"), "Secrets Manager secret ARN"},
+		{"tls_client_ca_secret_arn", cty.StringVal("arn:aws:ssm:eu-west-1:123456789012:parameter/ca"), "Secrets Manager secret ARN"},
+		{"users_secret_arn", cty.StringVal("arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna/users-AbCdEf"), ""},
+		{"users_secret_arn", cty.StringVal("luna-users"), "Secrets Manager secret ARN"},
+		{"extra_env", cty.MapVal(map[string]cty.Value{"LUNA_USERS_FILE": cty.StringVal("/tmp/u")}), "TLS and users settings"},
 		{"init_sql_ssm_parameter", cty.StringVal("/luna/init-sql"), ""},
 		{"init_sql_ssm_parameter", cty.StringVal("/luna/init sql"), "SSM parameter name"},
 		{"release_sha256", cty.StringVal(strings.Repeat("0f", 32)), ""},
@@ -574,5 +586,39 @@ func TestAWSVariableValidation(t *testing.T) {
 		} else if v, _ := d.Expr.Value(nil); v.IsNull() || len(v.AsString()) < 10 {
 			t.Errorf("variable %s has no real description", b.Labels[0])
 		}
+	}
+}
+
+// The startup script without its comment lines, as the module puts it in
+// the user data, defines the same functions and variables: no line that
+// starts with # is inside a multi-line string. bash's declare -f prints
+// definitions without comments, so the two must print the same.
+func TestAWSStartupScriptWithoutComments(t *testing.T) {
+	full := readFile(t, "scripts/startup-aws-asg.sh")
+	var kept []string
+	for _, l := range strings.Split(full, "\n") {
+		if strings.HasPrefix(l, "#!") || !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			kept = append(kept, l)
+		}
+	}
+	stripped := filepath.Join(t.TempDir(), "startup.sh")
+	if err := os.WriteFile(stripped, []byte(strings.Join(kept, "\n")), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Everything up to the settings: the definitions, without the lock.
+	definitions := func(path string) string {
+		cmd := exec.Command("bash", "-c", `f=$1; set --; source <(sed '/^url=\${LUNA_RELEASE_URL/,$d' "$f" | grep -v '^flock 9\|^exec 9>'); declare -f`, "defs", path)
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("sourcing %s: %v\n%s", path, err, b)
+		}
+		return string(b)
+	}
+	a, b := definitions(filepath.Join(repoRoot(), "scripts/startup-aws-asg.sh")), definitions(stripped)
+	if a != b {
+		t.Errorf("without comments the startup script defines other functions")
+	}
+	if n := strings.Count(a, " () \n"); n < 20 {
+		t.Errorf("only %d functions defined: the comparison did not see the script", n)
 	}
 }

@@ -16,6 +16,12 @@
 #   LUNA_INIT_SQL_B64          startup SQL, base64 (init.d/50-preload.sql)
 #   LUNA_INIT_SQL_FROM         startup SQL with credentials, e.g.
 #                              aws-ssm:/luna/init-sql (init.d/40-secret.sql)
+#   LUNA_TLS_FROM              TLS on the API port: a secret holding the
+#                              server certificate (chain) and key, PEM, e.g.
+#                              aws-secretsmanager:luna-tls (tls/server.pem)
+#   LUNA_TLS_CLIENT_CA_FROM    mutual TLS: a secret holding the client CA
+#   LUNA_USERS_FROM            named users: a secret holding a users file,
+#                              read by the server at every start and SIGHUP
 #   LUNA_ENV                   more luna.env settings, LUNA_*=value lines
 #   LUNA_SSM_AGENT             yes: install amazon-ssm-agent unless it is,
 #                              for SSH through Session Manager
@@ -130,6 +136,9 @@ import_user_data() {
 ENV_FILE=/etc/luna/luna.env
 PRELOAD=/etc/luna/init.d/50-preload.sql
 SECRET_SQL=/etc/luna/init.d/40-secret.sql
+TLS_DIR=/etc/luna/tls
+TLS_PEM=$TLS_DIR/server.pem
+TLS_CLIENT_CA=$TLS_DIR/client-ca.pem
 # "SHA256 VERSION" of the installed package (the image build writes it too).
 RELEASE_RECORD=/var/lib/luna-release/release
 changed=no
@@ -175,6 +184,9 @@ check_env_lines() {
 		case $name in
 		LUNA_PASSWD | LUNA_PASSWD_FILE | LUNA_PASSWD_FROM)
 			die "$name cannot be set through $ENV_SOURCE: the password source has its own setting"
+			;;
+		LUNA_TLS_CERT_FILE | LUNA_TLS_KEY_FILE | LUNA_TLS_CLIENT_CA_FILE | LUNA_USERS_FROM)
+			die "$name cannot be set through $ENV_SOURCE: the TLS and users sources have their own settings"
 			;;
 		esac
 	done <<<"$1"
@@ -316,6 +328,47 @@ write_init_sql() {
 	fi
 }
 
+# write_access TLS_SOURCE CA_SOURCE USERS_SOURCE: the server's certificate
+# and key (one secret holding both PEM blocks: the key file and the
+# certificate file are then the same file), the CA that signs client
+# certificates (mutual TLS), and where the server reads its users file
+# (it fetches that itself at every start and SIGHUP, like the password).
+# A new certificate alone does not restart luna: the server notices the
+# file change and serves it from the next handshake, open sessions stay.
+write_access() {
+	local pem before=$changed
+	mkdir -p "$TLS_DIR"
+	chown root:luna "$TLS_DIR"
+	chmod 0750 "$TLS_DIR"
+	if [[ -n $1 ]]; then
+		pem=$(fetch_secret "$1") || die "fetching the TLS certificate and key from $1 failed"
+		[[ $pem == *"-----BEGIN CERTIFICATE-----"* && $pem =~ -----BEGIN\ ([A-Z]+\ )?PRIVATE\ KEY----- ]] ||
+			die "$1 must hold the server certificate (chain) and its private key, both PEM"
+		write_file "$TLS_PEM" 0640 root:luna "$pem" "from $1"
+		changed=$before
+		set_env LUNA_TLS_CERT_FILE "$TLS_PEM"
+		set_env LUNA_TLS_KEY_FILE "$TLS_PEM"
+	else
+		set_env LUNA_TLS_CERT_FILE ""
+		set_env LUNA_TLS_KEY_FILE ""
+		remove_file "$TLS_PEM"
+	fi
+	if [[ -n $2 ]]; then
+		[[ -n $1 ]] || die "a client CA (mutual TLS) needs the server certificate too"
+		pem=$(fetch_secret "$2") || die "fetching the client CA from $2 failed"
+		[[ $pem == *"-----BEGIN CERTIFICATE-----"* && $pem != *"PRIVATE KEY"* ]] ||
+			die "$2 must hold CA certificates (PEM) and no private key"
+		before=$changed
+		write_file "$TLS_CLIENT_CA" 0640 root:luna "$pem" "from $2"
+		changed=$before
+		set_env LUNA_TLS_CLIENT_CA_FILE "$TLS_CLIENT_CA"
+	else
+		set_env LUNA_TLS_CLIENT_CA_FILE ""
+		remove_file "$TLS_CLIENT_CA"
+	fi
+	set_env LUNA_USERS_FROM "$3"
+}
+
 # start_service (re)starts luna.service as needed and waits for /readyz.
 start_service() {
 	local health url deadline timeout=${LUNA_READY_TIMEOUT:-300}
@@ -452,6 +505,12 @@ else
 	die "no password source: set LUNA_PASSWD_SSM_PARAMETER (or LUNA_PASSWD_FROM; none runs without a password)"
 fi
 check_source "the password source LUNA_PASSWD_FROM" "$passwd_from" none
+tls_from=${LUNA_TLS_FROM:-}
+[[ -z $tls_from ]] || check_source "the TLS source LUNA_TLS_FROM" "$tls_from"
+tls_ca_from=${LUNA_TLS_CLIENT_CA_FROM:-}
+[[ -z $tls_ca_from ]] || check_source "the client CA source LUNA_TLS_CLIENT_CA_FROM" "$tls_ca_from"
+users_from=${LUNA_USERS_FROM:-}
+[[ -z $users_from ]] || check_source "the users source LUNA_USERS_FROM" "$users_from"
 extra_env=${LUNA_ENV:-}
 
 check_release "$url" "$sha"
@@ -485,5 +544,6 @@ fi
 set_env AWS_REGION "$region"
 apply_env_lines "$extra_env"
 write_init_sql "$init_sql" "$init_sql_from"
+write_access "$tls_from" "$tls_ca_from" "$users_from"
 
 start_service

@@ -29,6 +29,15 @@
 #                                               gcp-secretmanager:luna-passwd; default
 #                                               gcp-metadata:luna-passwd (the luna-passwd
 #                                               attribute); none: no password
+#   luna-tls-from         LUNA_TLS_FROM         TLS on the API port: a secret holding the server
+#                                               certificate (chain) and its key, PEM, e.g.
+#                                               gcp-secretmanager:luna-tls, written to
+#                                               /etc/luna/tls/server.pem; empty: plain TCP
+#   luna-tls-client-ca-from LUNA_TLS_CLIENT_CA_FROM  mutual TLS: a secret holding the CA
+#                                               certificates that sign client certificates
+#   luna-users-from       LUNA_USERS_FROM       named users with roles: a secret holding a
+#                                               users file (luna user add), which the server
+#                                               reads at every start and SIGHUP; empty: none
 #   luna-env              LUNA_ENV              more luna.env settings, one LUNA_*=value a line
 #                         LUNA_READY_TIMEOUT    seconds to wait for /readyz (default 300)
 #
@@ -122,6 +131,9 @@ fetch_secret() { /usr/bin/luna fetch-secret "$1"; }
 ENV_FILE=/etc/luna/luna.env
 PRELOAD=/etc/luna/init.d/50-preload.sql
 SECRET_SQL=/etc/luna/init.d/40-secret.sql
+TLS_DIR=/etc/luna/tls
+TLS_PEM=$TLS_DIR/server.pem
+TLS_CLIENT_CA=$TLS_DIR/client-ca.pem
 # "SHA256 VERSION" of the installed package (the image build writes it too).
 RELEASE_RECORD=/var/lib/luna-release/release
 changed=no
@@ -167,6 +179,9 @@ check_env_lines() {
 		case $name in
 		LUNA_PASSWD | LUNA_PASSWD_FILE | LUNA_PASSWD_FROM)
 			die "$name cannot be set through $ENV_SOURCE: the password source has its own setting"
+			;;
+		LUNA_TLS_CERT_FILE | LUNA_TLS_KEY_FILE | LUNA_TLS_CLIENT_CA_FILE | LUNA_USERS_FROM)
+			die "$name cannot be set through $ENV_SOURCE: the TLS and users sources have their own settings"
 			;;
 		esac
 	done <<<"$1"
@@ -308,6 +323,47 @@ write_init_sql() {
 	fi
 }
 
+# write_access TLS_SOURCE CA_SOURCE USERS_SOURCE: the server's certificate
+# and key (one secret holding both PEM blocks: the key file and the
+# certificate file are then the same file), the CA that signs client
+# certificates (mutual TLS), and where the server reads its users file
+# (it fetches that itself at every start and SIGHUP, like the password).
+# A new certificate alone does not restart luna: the server notices the
+# file change and serves it from the next handshake, open sessions stay.
+write_access() {
+	local pem before=$changed
+	mkdir -p "$TLS_DIR"
+	chown root:luna "$TLS_DIR"
+	chmod 0750 "$TLS_DIR"
+	if [[ -n $1 ]]; then
+		pem=$(fetch_secret "$1") || die "fetching the TLS certificate and key from $1 failed"
+		[[ $pem == *"-----BEGIN CERTIFICATE-----"* && $pem =~ -----BEGIN\ ([A-Z]+\ )?PRIVATE\ KEY----- ]] ||
+			die "$1 must hold the server certificate (chain) and its private key, both PEM"
+		write_file "$TLS_PEM" 0640 root:luna "$pem" "from $1"
+		changed=$before
+		set_env LUNA_TLS_CERT_FILE "$TLS_PEM"
+		set_env LUNA_TLS_KEY_FILE "$TLS_PEM"
+	else
+		set_env LUNA_TLS_CERT_FILE ""
+		set_env LUNA_TLS_KEY_FILE ""
+		remove_file "$TLS_PEM"
+	fi
+	if [[ -n $2 ]]; then
+		[[ -n $1 ]] || die "a client CA (mutual TLS) needs the server certificate too"
+		pem=$(fetch_secret "$2") || die "fetching the client CA from $2 failed"
+		[[ $pem == *"-----BEGIN CERTIFICATE-----"* && $pem != *"PRIVATE KEY"* ]] ||
+			die "$2 must hold CA certificates (PEM) and no private key"
+		before=$changed
+		write_file "$TLS_CLIENT_CA" 0640 root:luna "$pem" "from $2"
+		changed=$before
+		set_env LUNA_TLS_CLIENT_CA_FILE "$TLS_CLIENT_CA"
+	else
+		set_env LUNA_TLS_CLIENT_CA_FILE ""
+		remove_file "$TLS_CLIENT_CA"
+	fi
+	set_env LUNA_USERS_FROM "$3"
+}
+
 # start_service (re)starts luna.service as needed and waits for /readyz.
 start_service() {
 	local health url deadline timeout=${LUNA_READY_TIMEOUT:-300}
@@ -365,6 +421,12 @@ init_sql_from=$(setting LUNA_INIT_SQL_FROM luna-init-sql-from)
 passwd_from=$(setting LUNA_PASSWD_FROM luna-passwd-from)
 passwd_from=${passwd_from:-gcp-metadata:luna-passwd}
 check_source "the password source (luna-passwd-from or LUNA_PASSWD_FROM)" "$passwd_from" none
+tls_from=$(setting LUNA_TLS_FROM luna-tls-from)
+[[ -z $tls_from ]] || check_source "the TLS source (luna-tls-from or LUNA_TLS_FROM)" "$tls_from"
+tls_ca_from=$(setting LUNA_TLS_CLIENT_CA_FROM luna-tls-client-ca-from)
+[[ -z $tls_ca_from ]] || check_source "the client CA source (luna-tls-client-ca-from or LUNA_TLS_CLIENT_CA_FROM)" "$tls_ca_from"
+users_from=$(setting LUNA_USERS_FROM luna-users-from)
+[[ -z $users_from ]] || check_source "the users source (luna-users-from or LUNA_USERS_FROM)" "$users_from"
 extra_env=$(setting LUNA_ENV luna-env)
 
 check_release "$url" "$sha"
@@ -382,5 +444,6 @@ fi
 set_env GCE_METADATA_HOST "${GCE_METADATA_HOST:-}"
 apply_env_lines "$extra_env"
 write_init_sql "$init_sql" "$init_sql_from"
+write_access "$tls_from" "$tls_ca_from" "$users_from"
 
 start_service

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the systemd/appliance tests need:
 # systemd-analyze (systemd), debootstrap for the appliance rootfs,
-# systemd-nspawn (systemd-container) to boot it, and shellcheck.
+# systemd-nspawn (systemd-container) to boot it, shellcheck, and openssl
+# (s_client, a TLS client of its own for the API port's TLS tests).
 # A quick no-op when everything is present.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ declare -A WANT=(
 	[systemd-nspawn]=systemd-container
 	[shellcheck]=shellcheck
 	[haproxy]=haproxy
+	[openssl]=openssl
 )
 
 missing=()

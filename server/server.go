@@ -13,6 +13,7 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lunadb/luna/server/access"
 	"github.com/lunadb/luna/server/admission"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/remote"
@@ -32,6 +34,9 @@ import (
 type Options struct {
 	// Password, when set, must be sent with AUTH first on every connection.
 	Password string
+	// Users, when set, are the named users AUTH <user> <password>
+	// authenticates; with them AUTH is needed even without Password.
+	Users Users
 	// MaxRequestBytes caps one request (default wire.DefaultMaxRequestBytes).
 	MaxRequestBytes int
 	// MaxConnections caps concurrent connections (0: no cap).
@@ -40,7 +45,7 @@ type Options struct {
 	// writes to the client included (0: none).
 	QueryTimeout time.Duration
 	// AuthTimeout closes a connection that has not completed AUTH within
-	// it (0: none). Only applies when Password is set.
+	// it (0: none). Only applies when Password or Users is set.
 	AuthTimeout time.Duration
 	// IdleTimeout closes an authenticated connection that sends no request
 	// within it after the last one was answered (0: none).
@@ -58,6 +63,8 @@ type Options struct {
 	Resolver *remote.Resolver
 	// Observer, when set, is told of every request (for metrics).
 	Observer Observer
+	// QueryLog, when set, gets one line per request (--query-log).
+	QueryLog *QueryLog
 	// BatchRows is the smallest result record batch: smaller DuckDB chunks
 	// are joined up to it (default 2048, DuckDB's own chunk size).
 	BatchRows int
@@ -67,6 +74,27 @@ type Options struct {
 	// within QueryTimeout. AUTH, unknown requests and admission.Exempt
 	// statements take none.
 	Admission *admission.Limiter
+	// TLS, when set, is served on the same port as the plain protocol: a
+	// connection whose first byte starts a TLS handshake gets one. Nil:
+	// plain only, and the first byte is not even looked at.
+	TLS *tls.Config
+	// RequireTLS, with TLS, answers a plain connection with an error
+	// (RequireTLSMessage) and closes it.
+	RequireTLS bool
+	// TLSClientCertUser authenticates a client whose verified certificate
+	// names a user (its subject common name, else a DNS or email SAN) as
+	// that user during the handshake: it needs no AUTH (mutual TLS only).
+	TLSClientCertUser bool
+}
+
+// Users checks a named user's password (package users' Store). It must be
+// safe for concurrent use, and take as long for an unknown name as for a
+// wrong password.
+type Users interface {
+	Authenticate(name, password string) (access.Role, bool)
+	// Lookup returns a user's role without a password check, for a
+	// client a verified certificate names (Options.TLSClientCertUser).
+	Lookup(name string) (access.Role, bool)
 }
 
 // Observer receives the server's events; implementations must be safe for
@@ -120,6 +148,7 @@ type Server struct {
 	idle      chan struct{} // signalled when a session ends
 	closed    bool
 
+	nextID   atomic.Uint64 // the last session id given out
 	open     atomic.Int64  // connections being served, refused ones excluded
 	accepted atomic.Uint64 // connections accepted, refused ones included
 }
@@ -253,14 +282,19 @@ func (s *Server) track(ss *session) error {
 	return nil
 }
 
-// authenticated moves ss out of the unauthenticated connections; false
-// means it was dropped meanwhile.
-func (s *Server) authenticated(ss *session) bool {
+// needAuth reports whether connections must AUTH first: a password or
+// named users are configured.
+func (s *Server) needAuth() bool { return s.opts.Password != "" || s.opts.Users != nil }
+
+// authenticated records who ss authenticated as and moves it out of the
+// unauthenticated connections; false means it was dropped meanwhile.
+func (s *Server) authenticated(ss *session, user string, role access.Role) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ss.evicted {
 		return false
 	}
+	ss.user, ss.role = user, role
 	if ss.unauthEl != nil {
 		s.unauth.Remove(ss.unauthEl)
 		ss.unauthEl = nil

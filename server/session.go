@@ -5,17 +5,20 @@ package server
 import (
 	"container/list"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/lunadb/luna/server/access"
 	"github.com/lunadb/luna/server/admission"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/recovery"
@@ -35,11 +38,26 @@ type session struct {
 	log    *slog.Logger
 	remote string
 
+	// id names the session in luna_sessions(), luna_cancel and the query
+	// log; unique for the server's life.
+	id uint64
+	// user and role are who the session authenticated as: "" and
+	// access.Admin without a password, or with the --passwd password.
+	// tls is the connection's TLS state once its handshake is done; nil
+	// on a plain connection. All three are written with srv.mu held
+	// (other sessions read them for luna_sessions()), before the first
+	// statement runs; only a later AUTH replaces them, between requests.
+	user string
+	role access.Role
+	tls  *tls.ConnectionState
+	// since is when the connection was accepted.
+	since time.Time
+
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	conn   *engine.Conn // opened on first use
 
-	// needAuth: the server has a password. authed is the serving
+	// needAuth: the server has a password or users. authed is the serving
 	// goroutine's; authOK is closed when it becomes true, which lets the
 	// reader go on past the AUTH line under the limits that then apply.
 	needAuth  bool
@@ -57,6 +75,12 @@ type session struct {
 	timeout *queryTimeout
 	// writeDeadline is the one last set on nc, to skip setting it again.
 	writeDeadline time.Time
+
+	// live is what luna_sessions() and luna_cancel see of the session;
+	// types are the statement types of the request being answered, for
+	// the query log.
+	live  liveState
+	types []string
 
 	closeOnce sync.Once
 }
@@ -77,10 +101,17 @@ func (s *Server) serveConn(nc net.Conn) {
 		nc:       nc,
 		bw:       wire.NewWriter(nc),
 		remote:   remote,
-		log:      s.log.With("remote", remote),
-		needAuth: s.opts.Password != "",
+		id:       s.nextID.Add(1),
+		role:     access.Admin,
+		since:    time.Now(),
+		needAuth: s.needAuth(),
 	}
+	ss.log = s.log.With("session", ss.id, "remote", remote)
 	ss.authed = !ss.needAuth
+	ss.live.state = stateIdle
+	if ss.needAuth {
+		ss.live.state = stateAuthenticating
+	}
 	ss.ctx, ss.cancel = context.WithCancelCause(context.Background())
 	defer ss.close()
 	// A panic in the session's own machinery leaves its state unknown: the
@@ -108,8 +139,18 @@ func (s *Server) serveConn(nc net.Conn) {
 		ss.log.Debug("connection closed", "duration", time.Since(start), "cause", context.Cause(ss.ctx))
 	}()
 
-	ss.rd = wire.NewReader(nc, s.opts.MaxRequestBytes)
-	if ss.needAuth {
+	// With TLS configured, the first byte tells TLS from plain; the
+	// handshake counts against the connection caps, as tracked above.
+	src, ok := s.negotiate(ss)
+	if !ok {
+		return
+	}
+	nc = ss.nc
+	ss.rd = wire.NewReader(src, s.opts.MaxRequestBytes)
+	if ss.needAuth && s.opts.TLSClientCertUser && !s.certificateUser(ss) {
+		return // dropped for a newer connection meanwhile
+	}
+	if !ss.authed {
 		// Before AUTH nothing but AUTH is accepted: no reason to buffer a
 		// large request, or to wait for one forever.
 		ss.rd.SetLimit(wire.PreAuthMaxBytes, "before AUTH")
@@ -276,6 +317,8 @@ func (ss *session) writeFailed(err error) {
 func (ss *session) serve(p parsed) bool {
 	obs := ss.srv.opts.Observer
 	start := time.Now()
+	m := ss.mark(start)
+	ss.types = ss.types[:0]
 	recovery.Inject("session", p.req.Text)
 	if p.err != nil {
 		var fe *wire.FramingError
@@ -283,13 +326,16 @@ func (ss *session) serve(p parsed) bool {
 		ss.log.Warn("malformed request; closing connection", "err", fe.Msg)
 		ss.status(fe.Seen, fe.Error())
 		ss.flush()
-		obs.Request("malformed", "error", time.Since(start))
+		ss.finished("malformed", "error", m, p.err, "")
 		return false
 	}
 	req := p.req
 	if req.Kind == wire.Auth {
 		ok, res := ss.authenticate(req.Text)
-		obs.Request("auth", res, time.Since(start))
+		if ok {
+			ss.live.setState(stateIdle)
+		}
+		ss.finished("auth", res, m, nil, "")
 		return ok
 	}
 	if !ss.authed {
@@ -298,7 +344,7 @@ func (ss *session) serve(p parsed) bool {
 		obs.AuthFailed()
 		ss.status(wire.AuthInput, wire.Denied)
 		ss.flush()
-		obs.Request(req.Kind.String(), "denied", time.Since(start))
+		ss.finished(req.Kind.String(), "denied", m, nil, req.Text)
 		return false
 	}
 
@@ -312,6 +358,8 @@ func (ss *session) serve(p parsed) bool {
 		ctx, cancel = context.WithDeadlineCause(ctx, ss.reqDeadline, ss.timeout)
 	}
 	defer cancel()
+	ctx, idle := ss.live.begin(ctx, req.Text, start)
+	defer idle()
 
 	var err error
 	switch req.Kind {
@@ -327,7 +375,7 @@ func (ss *session) serve(p parsed) bool {
 	if errors.Is(err, errBroken) {
 		res = "aborted"
 	}
-	obs.Request(req.Kind.String(), res, d)
+	ss.finished(req.Kind.String(), res, m, err, req.Text)
 	return !errors.Is(err, errBroken)
 }
 
@@ -376,13 +424,20 @@ func (ss *session) engineConn() (*engine.Conn, error) {
 var errBroken = errors.New("connection broken")
 
 // authenticate checks an AUTH line and answers it; it reports whether the
-// session goes on, and the outcome for metrics.
-func (ss *session) authenticate(password string) (bool, string) {
+// session goes on, and the outcome for metrics. A later AUTH on an
+// authenticated session switches it to the identity it names, as in Redis.
+func (ss *session) authenticate(text string) (bool, string) {
 	if !ss.needAuth {
 		ss.status(wire.AuthInput, wire.OK)
 		return true, "ok"
 	}
-	good, err := ss.srv.auth.check(ss.ctx, ss.remote, func() bool { return passwordMatches(password, ss.srv.want) })
+	var user string
+	var role access.Role
+	good, err := ss.srv.auth.check(ss.ctx, ss.remote, func() bool {
+		var ok bool
+		user, role, ok = ss.srv.credentials(text)
+		return ok
+	})
 	if err != nil {
 		// Gone, timed out or dropped while waiting for the source's turn.
 		ss.log.Debug("AUTH abandoned before its check", "cause", err)
@@ -399,14 +454,46 @@ func (ss *session) authenticate(password string) (bool, string) {
 		if ss.authTimer != nil && !ss.authTimer.Stop() {
 			return false, "aborted" // --auth-timeout struck first
 		}
-		if !ss.srv.authenticated(ss) {
+		if !ss.srv.authenticated(ss, user, role) {
 			return false, "aborted"
 		}
 		ss.authed = true
 		close(ss.authOK)
+	} else {
+		changed := user != ss.user || role != ss.role
+		if !ss.srv.authenticated(ss, user, role) {
+			return false, "aborted"
+		}
+		if changed && ss.conn != nil {
+			// A new identity starts afresh: settings, temporary objects
+			// and statements PREPAREd under the previous one (checked
+			// against its role) must not carry over.
+			ss.conn.Close()
+			ss.conn = nil
+		}
 	}
+	ss.log.Debug("authenticated", "user", user, "role", role.String())
 	ss.status(wire.AuthInput, wire.OK)
 	return true, "ok"
+}
+
+// credentials checks an AUTH line's text: the --passwd password (user "",
+// role admin), or with users "<user> <password>", split at the first
+// space as Redis 6 does. With both a password and users, a text holding
+// a space may be either, since a password may hold spaces: both checks
+// run every time, so the answer's time does not tell which one matched
+// or whether the user exists, and the password wins when both match.
+func (s *Server) credentials(text string) (string, access.Role, bool) {
+	pwOK := s.opts.Password != "" && passwordMatches(text, s.want)
+	if name, pw, named := strings.Cut(text, " "); named && s.opts.Users != nil {
+		if role, ok := s.opts.Users.Authenticate(name, pw); ok && !pwOK {
+			return name, role, true
+		}
+	}
+	if pwOK {
+		return "", access.Admin, true
+	}
+	return "", 0, false
 }
 
 // run answers an exec or query request. A panic in it fails this request
@@ -429,6 +516,15 @@ func (ss *session) run(ctx context.Context, req wire.Request) (err error) {
 	defer recovery.Recover(ss.log, recovery.Statement, "running the statement", func(pe *recovery.Error) {
 		err = ss.statementPanicked(req.Text, pe, mark)
 	}, "kind", req.Kind.String(), "bytes", len(req.Text))
+	if calls, ok, err := controlRequest(req.Text); ok {
+		// luna_cancel and luna_kill take no query slot and check their
+		// own permissions (sessions.go).
+		if err != nil {
+			ss.status(req.Text, err.Error())
+			return err
+		}
+		return ss.runControl(req, calls)
+	}
 	if lim := ss.srv.opts.Admission; lim != nil && !admission.Exempt(req.Text) {
 		// The slot is held until the result is produced and all but its
 		// last flush is written, since DuckDB's pipeline runs while a
@@ -444,6 +540,14 @@ func (ss *session) run(ctx context.Context, req wire.Request) (err error) {
 		if waited > 0 && ss.timeout != nil {
 			ss.timeout.slots.Store(int64(lim.Limit()))
 			ss.timeout.waited.Store(int64(waited))
+		}
+	}
+	if ss.role != access.Admin {
+		// Every statement is checked before any runs; admin's requests
+		// are not classified at all, so they cost nothing more.
+		if err := ss.permitted(ctx, req.Text); err != nil {
+			ss.status(req.Text, err.Error())
+			return err
 		}
 	}
 	recovery.Inject("statement", req.Text)
@@ -520,6 +624,7 @@ func (ss *session) query(ctx context.Context, sql string) error {
 		return nil
 	}
 	st := wire.NewStream(ss.bw, rows.Schema())
+	rowsBefore := ss.live.rows.Load()
 	written := ss.bw.Written() + int64(ss.bw.Buffered())
 	defer func() {
 		ss.srv.opts.Observer.Streamed(st.Rows(), ss.bw.Written()+int64(ss.bw.Buffered())-written)
@@ -537,7 +642,7 @@ func (ss *session) query(ctx context.Context, sql string) error {
 			ss.log.Warn("query failed mid-result; closing connection", "rows_sent", st.Rows(), "err", err)
 			wire.WriteAbort(ss.bw, err.Error())
 			ss.flush()
-			return errBroken
+			return fmt.Errorf("%w: %w", errBroken, err)
 		}
 		if rec == nil {
 			break
@@ -554,7 +659,12 @@ func (ss *session) query(ctx context.Context, sql string) error {
 			ss.cancel(errClientGone)
 			return errBroken
 		}
+		if !sent {
+			ss.live.setState(stateStreaming)
+		}
 		sent = true
+		ss.live.rows.Store(rowsBefore + st.Rows())
+		ss.live.bytes.Store(ss.sent())
 	}
 	if err := st.Close(); err != nil {
 		ss.cancel(errClientGone)

@@ -4,7 +4,9 @@ package server
 
 import (
 	"context"
+	"errors"
 
+	"github.com/lunadb/luna/server/access"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/remote"
 	"github.com/lunadb/luna/server/sqltext"
@@ -43,19 +45,49 @@ func RunTracked(ctx context.Context, res *remote.Resolver, conn *engine.Conn, st
 	return p.Sources, nil
 }
 
+// permitted checks the statements of sql against the session's role,
+// running none of them. It is given the text as the client sent it: the
+// object-store URLs, secrets and Luna's own functions that the resolver
+// rewrites are judged as written.
+func (ss *session) permitted(ctx context.Context, sql string) error {
+	conn, err := ss.engineConn()
+	if err != nil {
+		return err
+	}
+	var luna func(string) bool
+	if ss.srv.opts.Resolver != nil {
+		luna = remote.Involved
+	}
+	stmts, err := conn.Classify(ctx, sql, luna)
+	if err != nil {
+		return err
+	}
+	err = access.Check(ss.role, stmts, conn.Settings(ctx))
+	if d := (*access.Denied)(nil); errors.As(err, &d) {
+		ss.log.Info("permission denied", "user", ss.user, "role", ss.role.String(), "denied", d.What)
+	}
+	return err
+}
+
 // execSQL runs every statement of an x: request in order, stopping at the
 // first error. Requests that name no URL or secret go to DuckDB whole.
 func (ss *session) execSQL(ctx context.Context, conn *engine.Conn, sql string) error {
 	res := ss.srv.opts.Resolver
 	if res == nil || !remote.Involved(sql) {
-		return conn.Exec(ctx, sql)
+		ran, back := ss.sessionsRewrite(sql)
+		err := back(conn.Exec(ctx, ran))
+		ss.noteTypes(conn)
+		return err
 	}
 	stmts := sqltext.Split(sql)
 	if len(stmts) == 0 {
 		return conn.Exec(ctx, sql) // DuckDB words the error
 	}
 	for _, st := range stmts {
-		if err := RunStatement(ctx, res, conn, st.Text); err != nil {
+		ran, back := ss.sessionsRewrite(st.Text)
+		err := back(RunStatement(ctx, res, conn, ran))
+		ss.noteStatement(conn, st.Text)
+		if err != nil {
 			return err
 		}
 	}
@@ -70,8 +102,10 @@ func (ss *session) openQuery(ctx context.Context, conn *engine.Conn, sql string)
 	res := ss.srv.opts.Resolver
 	none := func(bool) error { return nil }
 	if res == nil || !remote.Involved(sql) {
-		rows, err = conn.Query(ctx, sql, ss.srv.opts.BatchRows)
-		return rows, none, err
+		ran, back := ss.sessionsRewrite(sql)
+		rows, err = conn.Query(ctx, ran, ss.srv.opts.BatchRows)
+		ss.noteTypes(conn)
+		return rows, none, back(err)
 	}
 	stmts := sqltext.Split(sql)
 	if len(stmts) == 0 {
@@ -79,26 +113,33 @@ func (ss *session) openQuery(ctx context.Context, conn *engine.Conn, sql string)
 		return rows, none, err
 	}
 	for _, st := range stmts[:len(stmts)-1] {
-		if err := RunStatement(ctx, res, conn, st.Text); err != nil {
+		ran, back := ss.sessionsRewrite(st.Text)
+		err := back(RunStatement(ctx, res, conn, ran))
+		ss.noteStatement(conn, st.Text)
+		if err != nil {
 			return nil, none, err
 		}
 	}
-	p, err := res.Prepare(ctx, stmts[len(stmts)-1].Text)
+	lastText := stmts[len(stmts)-1].Text
+	last, back := ss.sessionsRewrite(lastText)
+	p, err := res.Prepare(ctx, last)
 	if err != nil {
-		return nil, none, err
+		return nil, none, back(err)
 	}
 	handed := false // finish is the caller's
 	defer finishIfPanicking(ctx, p, &handed)
 	finish = func(ok bool) error { return p.Finish(ctx, ok) }
 	if p.SQL == "" {
 		handed = true
+		ss.types = append(ss.types, secretStatementType(lastText))
 		return nil, finish, nil
 	}
 	rows, err = conn.Query(ctx, p.SQL, ss.srv.opts.BatchRows)
+	ss.noteTypes(conn)
 	handed = true
 	if err != nil {
 		finish(false)
-		return nil, none, p.ClientError(err)
+		return nil, none, back(p.ClientError(err))
 	}
 	return rows, finish, nil
 }

@@ -741,6 +741,7 @@ func TestStartupGCP(t *testing.T) {
 		"LUNA_INIT_SQL_B64="+base64.StdEncoding.EncodeToString([]byte(preloadSQL)),
 		"LUNA_INIT_SQL_FROM=gcp-metadata:luna-init-secret",
 		"LUNA_PASSWD_FROM=gcp-metadata:luna-passwd",
+		"LUNA_TLS_FROM=", "LUNA_TLS_CLIENT_CA_FROM=", "LUNA_USERS_FROM=",
 		"LUNA_ENV=LUNA_API_HOST_PORT="+a.api+"\nLUNA_HEALTH_HOST_PORT="+a.health)
 	out, err = a.ExecEnv(settings, "/root/startup-gcp-mig.sh")
 	if err != nil {
@@ -768,6 +769,79 @@ func TestStartupGCP(t *testing.T) {
 	}
 	if n := len(files.list()); n != downloads {
 		t.Errorf("release downloads: %q", files.list()[downloads:])
+	}
+
+	checkTLSAndUsers(t, a, md, env, "/root/startup-gcp-mig.sh")
+}
+
+// checkTLSAndUsers turns on TLS and named users through the metadata
+// (luna-tls-from, luna-users-from: secrets the node fetches, here from
+// the metadata server itself), checks a TLS client with a named user's
+// role, then renews the certificate: the next run rewrites the file
+// without restarting luna, and the next handshake presents it.
+func checkTLSAndUsers(t *testing.T, a *appliance, md *fakeGCEMetadata, env []string, script string) {
+	t.Helper()
+	pki := newTestPKI(t)
+	md.set("luna-tls", pki.serverBundle(t, a.api, 501))
+	md.set("luna-tls-from", "gcp-metadata:luna-tls")
+	md.set("luna-users", usersLine(t, "dash", "dash-Pa55", "read"))
+	md.set("luna-users-from", "gcp-metadata:luna-users")
+	out, err := a.ExecEnv(env, script)
+	if err != nil {
+		t.Fatalf("run with TLS and users: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "configuration changed: restarting luna") || !strings.Contains(out, "luna is ready") {
+		t.Errorf("run with TLS and users:\n%s", out)
+	}
+	if got := strings.TrimSpace(a.must("stat", "-c", "%a %U:%G", "/etc/luna/tls/server.pem")); got != "640 root:luna" {
+		t.Errorf("server.pem is %s, want 640 root:luna", got)
+	}
+	envFile := a.Read("etc/luna/luna.env")
+	for _, want := range []string{"\nLUNA_TLS_CERT_FILE=/etc/luna/tls/server.pem\n", "\nLUNA_TLS_KEY_FILE=/etc/luna/tls/server.pem\n", "\nLUNA_USERS_FROM=gcp-metadata:luna-users\n"} {
+		if !strings.Contains(envFile, want) {
+			t.Errorf("luna.env lacks %q:\n%s", strings.TrimSpace(want), envFile)
+		}
+	}
+	lunactl := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		stdout, stderr, err := run(ctx, "", a.lunactl, append([]string{"-addr", a.api, "-tls-ca-file", pki.caFile, "--format", "csv"}, args...)...)
+		return strings.TrimSpace(stdout + stderr), err
+	}
+	if got, err := lunactl("-user", "dash", "-pass", "dash-Pa55", "-p", "SELECT count(*) FROM preload"); err != nil || !strings.HasSuffix(got, "\n1000") {
+		t.Errorf("dash over TLS: %q %v", got, err)
+	}
+	if got, err := lunactl("-user", "dash", "-pass", "dash-Pa55", "-x", "-p", "DROP TABLE preload"); err == nil || !strings.Contains(got, "permission denied: role read cannot run DROP") {
+		t.Errorf("dash's DROP: %q %v, want the read role's denial", got, err)
+	}
+	// The password still works, plain too (TLS is not required).
+	if got, err := a.queryPass("SELECT count(*) FROM preload", a.passwd); err != nil || got != "1000" {
+		t.Errorf("plain client with the password: %q %v", got, err)
+	}
+	if got := pki.servedSerial(t, a.api); got != 501 {
+		t.Fatalf("served certificate %d, want 501", got)
+	}
+
+	// A renewal: the file changes, luna does not restart, the next
+	// handshake presents the new certificate.
+	before := a.startupState()
+	md.set("luna-tls", pki.serverBundle(t, a.api, 502))
+	out, err = a.ExecEnv(env, script)
+	if err != nil {
+		t.Fatalf("run with a renewed certificate: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "wrote /etc/luna/tls/server.pem") || !strings.Contains(out, "configuration is unchanged") {
+		t.Errorf("run with a renewed certificate:\n%s", out)
+	}
+	if after := a.startupState(); after.pid != before.pid {
+		t.Error("a renewed certificate restarted luna")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for pki.servedSerial(t, a.api) != 502 {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed certificate was not served within 20s")
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 

@@ -165,6 +165,7 @@ func TestEnvFile(t *testing.T) {
 		"LUNA_LOG_FORMAT":          "json",
 		"LUNA_IDLE_TIMEOUT":        "15m",
 		"LUNA_DRAIN_DELAY":         "40s",
+		"LUNA_QUERY_LOG":           "all",
 	}
 	for _, l := range lines {
 		if w, ok := want[l.name]; ok && (!l.set || l.value != w) {

@@ -2,7 +2,8 @@
 //
 // Usage:
 //
-//	lunactl [-addr host:port] [-pass password] [-x | -q] [-p text | -f file] [-format table|csv|json|arrow] [-timeout d]
+//	lunactl [-addr host:port] [-user name] [-pass password] [-x | -q] [-p text | -f file] [-format table|csv|json|arrow] [-timeout d]
+//	        [-tls] [-tls-ca-file f] [-tls-server-name n] [-tls-cert-file f -tls-key-file f] [-tls-insecure-skip-verify]
 //
 // The statement text comes from -p, from the file named by -f ("-" for
 // standard input), or from standard input when it is not a terminal. The
@@ -19,6 +20,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -47,6 +49,7 @@ const (
 type config struct {
 	addr    string
 	pass    string
+	user    string
 	prefix  string
 	format  string
 	exec    bool // send as x: instead of q:
@@ -54,6 +57,7 @@ type config struct {
 	hasP    bool // -p was given, possibly empty
 	file    string
 	timeout time.Duration
+	tls     *tls.Config // nil: plain TCP
 }
 
 // env is the process's outside world, replaceable in tests.
@@ -128,9 +132,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.payload, "p", "", "statement `text`")
 	fs.StringVar(&cfg.file, "f", "", "read statements from `file` (- for standard input)")
 	fs.StringVar(&cfg.pass, "pass", "", "`password` sent as AUTH")
+	fs.StringVar(&cfg.user, "user", "", "user `name` of a server's users file: sent as AUTH name password (needs -pass)")
 	fs.StringVar(&cfg.prefix, "prefix", "$", "request `prefix`; anything but $ is sent raw")
 	fs.StringVar(&cfg.format, "format", "table", "output `format`: table, csv, json or arrow")
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "give up after `duration` (0 means no limit)")
+	var tf tlsFlags
+	tf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lunactl [flags]\n\n"+
 			"Sends one request to a Luna server. The statement text comes from -p,\n"+
@@ -172,6 +179,20 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if cfg.timeout < 0 {
 		return nil, usagef("negative -timeout")
+	}
+	if cfg.user != "" {
+		if cfg.pass == "" {
+			return nil, usagef("-user needs -pass")
+		}
+		if strings.ContainsAny(cfg.user, " \t\r\n") {
+			return nil, usagef("-user %q: a user name has no spaces", cfg.user)
+		}
+		// Redis 6's form, as the server reads it.
+		cfg.pass = cfg.user + " " + cfg.pass
+	}
+	var err error
+	if cfg.tls, err = tf.config(); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -221,7 +242,7 @@ func send(ctx context.Context, cfg *config, stmt string, out io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
 		defer cancel()
 	}
-	c, err := client.Dial(ctx, cfg.addr, client.Options{Password: cfg.pass})
+	c, err := client.Dial(ctx, cfg.addr, client.Options{Password: cfg.pass, TLS: cfg.tls})
 	if err != nil {
 		return err
 	}

@@ -212,8 +212,10 @@ func TestUsageErrors(t *testing.T) {
 		{"-x", "-type", "q:"},
 		{"-timeout", "soon"},
 		{"-p", "a", "extra"},
-		{},            // no statement and stdin is a terminal
-		{"-p", " \n"}, // blank statement
+		{},                                   // no statement and stdin is a terminal
+		{"-p", " \n"},                        // blank statement
+		{"-user", "alice", "-p", "SELECT 1"}, // no -pass
+		{"-user", "al ice", "-pass", "pw", "-p", "SELECT 1"}, // space in the name
 	} {
 		var stderr bytes.Buffer
 		e := env{stdin: strings.NewReader(""), stdinTTY: true, stdout: &bytes.Buffer{}, stderr: &stderr}
@@ -223,6 +225,16 @@ func TestUsageErrors(t *testing.T) {
 		if stderr.Len() == 0 {
 			t.Errorf("%q: nothing on stderr", args)
 		}
+	}
+}
+
+func TestUserFlag(t *testing.T) {
+	cfg, err := parseFlags([]string{"-user", "alice", "-pass", "two words", "-p", "SELECT 1"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.pass != "alice two words" {
+		t.Errorf("AUTH text %q, want the user then the password", cfg.pass)
 	}
 }
 

@@ -998,3 +998,25 @@ func TestUpdateLegacyGroup(t *testing.T) {
 	checkForm(t, "group", reqs[3].Form, map[string]string{"MaxSize": "4", "MinSize": "", "DesiredCapacity": ""})
 	checkForm(t, "refresh", reqs[4].Form, map[string]string{"DesiredConfiguration.LaunchTemplate.Version": "4", "Preferences.AutoRollback": "true"})
 }
+
+// A script that fits keeps its comments; one that would not fit loses
+// them, unless a here-document makes that unsafe.
+func TestUserDataDropsCommentsOnlyWhenNeeded(t *testing.T) {
+	small := "#!/bin/bash\n# a comment\necho hi\n"
+	if got := joinUserData(map[string]string{"A": "1"}, small); !strings.Contains(got, "# a comment\n") {
+		t.Errorf("a small script lost its comments:\n%s", got)
+	}
+	big := "#!/bin/bash\n"
+	for i := range 120 {
+		big += "# " + strings.ReplaceAll(randomText(200, int64(i)), "<", "") + "\n"
+	}
+	big += "echo hi\n"
+	got := joinUserData(map[string]string{"A": "1"}, big)
+	if want := "#!/bin/bash\n" + settingsMarker + "\nexport A='1'\necho hi\n"; got != want {
+		t.Errorf("a script too big with comments:\n%.300s\nwant\n%s", got, want)
+	}
+	heredoc := big + "cat <<EOF\n# kept\nEOF\n"
+	if got := joinUserData(map[string]string{"A": "1"}, heredoc); !strings.Contains(got, "\n# kept\n") {
+		t.Error("a script with a here-document lost lines")
+	}
+}

@@ -155,11 +155,20 @@ func ReadAuthorizedKeys(files []string) ([]string, error) {
 }
 
 // joinUserData exports settings, in name order, right after the script's
-// first line.
+// first line; the script loses its comment lines when the whole would not
+// fit in EC2's limit otherwise.
 func joinUserData(settings map[string]string, script string) string {
 	if len(settings) == 0 {
 		return script
 	}
+	if ud := joinSettings(settings, script); len(gzipUserData(ud)) <= UserDataLimit {
+		return ud
+	}
+	return joinSettings(settings, withoutComments(script))
+}
+
+// joinSettings puts the settings' export lines after the script's shebang.
+func joinSettings(settings map[string]string, script string) string {
 	shebang, body := "#!/bin/bash", script
 	if strings.HasPrefix(body, "#!") {
 		shebang, body, _ = strings.Cut(body, "\n")
@@ -171,6 +180,27 @@ func joinUserData(settings map[string]string, script string) string {
 	}
 	b.WriteString(body)
 	return b.String()
+}
+
+// withoutComments drops a shell script's comment lines (the shebang
+// stays), for user data that would not fit otherwise: the repository's
+// startup script is one third comments. A script with a here-document is
+// left whole, since a line of its text may start with #. A line starting
+// with # inside a multi-line quoted string cannot be told from a comment
+// here, which is why joinUserData strips only when it must (the
+// repository's script has none: infra's TestAWSStartupScriptWithoutComments).
+func withoutComments(script string) string {
+	if strings.Contains(strings.ReplaceAll(script, "<<<", ""), "<<") {
+		return script
+	}
+	lines := strings.Split(script, "\n")
+	kept := lines[:0]
+	for i, l := range lines {
+		if i == 0 && strings.HasPrefix(l, "#!") || !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			kept = append(kept, l)
+		}
+	}
+	return strings.Join(kept, "\n")
 }
 
 // splitUserData undoes joinUserData: the settings and the script. User

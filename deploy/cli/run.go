@@ -67,6 +67,7 @@ type run struct {
 	healthPort  int
 	unit        string   // restart
 	units       listFlag // logs
+	queries     bool     // logs --queries
 	instances   listFlag // restart --instance
 	hostKeys    string
 	via         string
@@ -103,7 +104,9 @@ var examples = map[string]string{
   # Luna's entries only, without the startup script's:
   luna-deploy mig logs --project my-proj --region europe-west1 --follow --unit luna.service
   # a fleet without external IPs, through IAP TCP forwarding (gcloud on PATH):
-  luna-deploy mig logs --project my-proj --region europe-west1 --via iap --follow`,
+  luna-deploy mig logs --project my-proj --region europe-west1 --via iap --follow
+  # the query log alone: one line per request
+  luna-deploy mig logs --project my-proj --region europe-west1 --queries --since "10 min ago"`,
 	"mig delete": `luna-deploy mig delete --project my-proj --region europe-west1 --name luna --yes`,
 	"asg create": `luna-deploy asg create --region eu-west-1 --ami ami-0123456789abcdef0 --instance-type r7i.2xlarge \
     --subnet subnet-aaa,subnet-bbb --security-group sg-123 --instance-profile luna-node --ssh-authorized-key ~/.ssh/id_ed25519.pub \
@@ -326,6 +329,7 @@ func (r *run) sshFlags(fs *flag.FlagSet) {
 		fs.IntVar(&r.lines, "lines", 100, "past entries per instance (journalctl -n; -1 for all)")
 		fs.IntVar(&r.lines, "n", 100, "shorthand for --lines")
 		fs.DurationVar(&r.relist, "relist", 30*time.Second, "how often --follow lists the group again")
+		fs.BoolVar(&r.queries, "queries", false, "show Luna's query log alone: one line per request, the entries tagged log=query (--lines counts those); without --unit, of luna.service only")
 	}
 	if r.cmd == "restart" {
 		fs.StringVar(&r.unit, "unit", "luna", "systemd unit to restart")
@@ -731,12 +735,16 @@ func (r *run) exec(ctx context.Context) error {
 		}
 	case "logs":
 		units := []string(r.units)
-		if len(units) == 0 {
+		switch {
+		case len(units) > 0:
+		case r.queries:
+			units = []string{remote.DefaultUnit}
+		default:
 			units = logUnits[r.cloud]
 		}
 		err = remote.Tail(ctx, f, dialer, remote.LogOptions{
 			Units: units, Follow: r.follow, Since: r.since, Lines: r.lines, Relist: r.relist,
-			Color: r.env.StdoutTTY, Notices: r.env.Stderr,
+			Color: r.env.StdoutTTY, Notices: r.env.Stderr, Queries: r.queries,
 		}, r.env.Stdout)
 		if ctx.Err() != nil {
 			return nil

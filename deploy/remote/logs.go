@@ -35,6 +35,9 @@ type LogOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Color prefixes each instance's lines in its own colour.
 	Color bool
+	// Queries shows Luna's query log alone: the entries tagged log=query
+	// (QueryEntry). Lines counts those entries.
+	Queries bool
 	// Notices receives reconnection and membership notices (stderr).
 	Notices io.Writer
 }
@@ -305,6 +308,9 @@ func (t *tailer) once(ctx context.Context, in deploy.Instance, prefix string, cu
 			*cursor = e.Cursor
 		}
 		progressed = true
+		if t.opts.Queries && !QueryEntry(message(e.Message)) {
+			continue
+		}
 		line := prefix + e.format() + "\n"
 		t.mu.Lock()
 		_, werr := io.WriteString(t.out, line)
@@ -343,10 +349,38 @@ func journalctlCommand(o LogOptions, cursor string) string {
 			args = append(args, "-n", strconv.Itoa(o.Lines))
 		}
 	}
+	if o.Queries {
+		// Matched in the journal too, so that -n counts query lines; the
+		// pattern may also match others, which QueryEntry drops.
+		args = append(args, "--grep="+shellQuote(queryGrep))
+	}
 	if o.Follow {
 		args = append(args, "--follow")
 	}
 	return strings.Join(args, " ")
+}
+
+// queryGrep is journalctl's pattern for query-log entries, in Luna's JSON
+// and text log formats.
+const queryGrep = `"log":"query"|log=query`
+
+// QueryEntry reports whether a journal message is a line of Luna's query
+// log: a JSON object whose log attribute is "query" (--log-format json),
+// or a text line with the attribute log=query.
+func QueryEntry(msg string) bool {
+	msg = strings.TrimSpace(msg)
+	if strings.HasPrefix(msg, "{") {
+		var m struct {
+			Log string `json:"log"`
+		}
+		return json.Unmarshal([]byte(msg), &m) == nil && m.Log == "query"
+	}
+	for _, f := range strings.Fields(msg) {
+		if f == "log=query" {
+			return true
+		}
+	}
+	return false
 }
 
 // sudo prefixes a command with sudo -n unless logged in as root.

@@ -8,6 +8,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,15 +32,30 @@ import (
 	"github.com/lunadb/luna/server/recovery"
 	"github.com/lunadb/luna/server/remote"
 	"github.com/lunadb/luna/server/systemd"
+	"github.com/lunadb/luna/server/tlsconf"
+	"github.com/lunadb/luna/server/users"
 )
 
 // Run serves until ctx ends (a signal, normally), then drains. It returns
 // an error when the server could not start or stopped on its own.
 func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logger) error {
 	notify := systemd.NewNotifier(log)
+	// Things to re-read on SIGHUP register here as they are set up.
+	var reload reloads
+	reload.onSIGHUP(ctx, log)
 
 	notify.Status("finding the password")
 	password, err := findPassword(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	named, err := loadUsers(ctx, cfg, &reload, log)
+	if err != nil {
+		return err
+	}
+
+	// Certificates before the database: a bad one fails at once.
+	certs, err := loadTLS(ctx, cfg, &reload, log)
 	if err != nil {
 		return err
 	}
@@ -171,6 +187,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	})
 	srv := server.New(db, server.Options{
 		Password:        password,
+		Users:           named,
 		MaxRequestBytes: int(cfg.MaxRequestBytes),
 		MaxConnections:  cfg.MaxConnections,
 		QueryTimeout:    cfg.QueryTimeout,
@@ -183,7 +200,20 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		IdleTimeout:        cfg.IdleTimeout,
 		WriteTimeout:       cfg.WriteTimeout,
 		MaxUnauthenticated: cfg.MaxUnauthenticated,
+
+		QueryLog: queryLog(cfg, log),
+
+		// A plain connection bypasses mutual TLS: a client CA requires TLS.
+		TLS:        certs.config(),
+		RequireTLS: cfg.RequireTLS || cfg.TLSClientCAFile != "",
+
+		TLSClientCertUser: cfg.TLSClientCertUser,
 	}, log)
+	if certs != nil {
+		met.GaugeFunc("luna_tls_certificate_expiry_timestamp_seconds", "When the API port's TLS certificate expires, in seconds since the Unix epoch.", func() float64 {
+			return float64(certs.NotAfter().Unix())
+		})
+	}
 	met.GaugeFunc("luna_connections_open", "Client connections being served.", func() float64 {
 		return float64(srv.OpenConnections())
 	})
@@ -214,7 +244,7 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		hs.SetReady()
 	}
 	notify.Ready("serving on " + addr)
-	log.Info("luna is serving", "addr", addr, "version", version, "duckdb", engine.Version(), "auth", password != "")
+	log.Info("luna is serving", "addr", addr, "version", version, "duckdb", engine.Version(), "auth", password != "" || named != nil)
 
 	var runErr error
 	select {
@@ -253,6 +283,19 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	return runErr
 }
 
+// queryLog is the query log --query-log asks for, nil when off: lines go
+// out through the main log's handler, tagged log=query.
+func queryLog(cfg config.Config, log *slog.Logger) *server.QueryLog {
+	if cfg.QueryLog == "off" {
+		return nil
+	}
+	return &server.QueryLog{
+		Log:             server.NewQueryLogger(log.Handler()),
+		All:             cfg.QueryLog == "all",
+		StatementLength: cfg.QueryLogStatementLength,
+	}
+}
+
 // findPassword applies the password sources in their order of precedence:
 // --passwd, --passwd-file, LUNA_PASSWD, --passwd-from. A source that was
 // configured but yields nothing is an error: the server never starts
@@ -264,6 +307,41 @@ func findPassword(ctx context.Context, cfg config.Config, log *slog.Logger) (str
 		err = errors.New("the password must not contain line breaks")
 	}
 	return pw, err
+}
+
+// usersPoll is how often the users file is checked for changes.
+const usersPoll = 2 * time.Second
+
+// loadUsers reads the named users from --users-file (then followed as it
+// changes) or --users-from, and has them re-read on SIGHUP. Nil: neither
+// is set. A malformed users file stops the server, naming the line.
+func loadUsers(ctx context.Context, cfg config.Config, reload *reloads, log *slog.Logger) (server.Users, error) {
+	var st *users.Store
+	var err error
+	switch {
+	case cfg.UsersFile != "":
+		if st, err = users.OpenFile(ctx, cfg.UsersFile, log); err != nil {
+			return nil, fmt.Errorf("--users-file: %w", err)
+		}
+		recovery.Go(log, recovery.Watch, "watching the users file", func() { st.Watch(ctx, usersPoll) })
+	case cfg.UsersFrom != "":
+		src, err := passwd.ParseSource(cfg.UsersFrom)
+		if err != nil {
+			return nil, fmt.Errorf("--users-from: %w", err)
+		}
+		fetch := func(ctx context.Context) (string, error) {
+			log.Info("fetching the users file", "source", src.String(), "timeout", cfg.PasswdTimeout)
+			return passwd.Fetch(ctx, src, passwd.Options{Timeout: cfg.PasswdTimeout, Log: log})
+		}
+		if st, err = users.New(ctx, "users file from "+src.String(), fetch, log); err != nil {
+			return nil, fmt.Errorf("--users-from: %w", err)
+		}
+	default:
+		return nil, nil
+	}
+	reload.add("users file", st.Reload)
+	log.Info("users loaded", "users", st.Len())
+	return st, nil
 }
 
 func passwordFromSources(ctx context.Context, cfg config.Config, log *slog.Logger) (string, error) {
@@ -436,7 +514,10 @@ func (i *inspector) memory(ctx context.Context) ([]metrics.MemoryUse, error) {
 }
 
 // prober is the watchdog's health check: the engine answers the probe
-// query in time, and the API's accept loop takes a new connection.
+// query in time, and the API's accept loop takes a new connection. The
+// probe connection sends nothing, so it never reaches TLS or AUTH: it
+// works the same with --require-tls and with mutual TLS, where a TLS
+// probe would need a client certificate of its own.
 type prober struct {
 	inspect  *inspector
 	srv      *server.Server
@@ -487,4 +568,29 @@ func dialAddr(a net.Addr) string {
 		ip = net.IPv6loopback
 	}
 	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
+}
+
+// tlsCerts is the API port's certificate store; nil without TLS.
+type tlsCerts struct{ *tlsconf.Store }
+
+// loadTLS reads the certificate files, and has them re-read when they
+// change and on SIGHUP.
+func loadTLS(ctx context.Context, cfg config.Config, reload *reloads, log *slog.Logger) (*tlsCerts, error) {
+	if cfg.TLSCertFile == "" {
+		return nil, nil
+	}
+	st, err := tlsconf.Load(tlsconf.Options{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, ClientCAFile: cfg.TLSClientCAFile, Log: log})
+	if err != nil {
+		return nil, err // it names the file at fault
+	}
+	reload.add("TLS certificate", st.Reload)
+	recovery.Go(log, recovery.Watch, "watching the TLS certificate files", func() { st.Watch(ctx, 0) })
+	return &tlsCerts{st}, nil
+}
+
+func (c *tlsCerts) config() *tls.Config {
+	if c == nil {
+		return nil
+	}
+	return c.Config()
 }

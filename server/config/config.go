@@ -38,6 +38,11 @@ type Config struct {
 	LogFormat       string
 	Version         bool
 
+	// QueryLog is off, errors or all: which requests get a query-log
+	// line; QueryLogStatementLength cuts their statement text.
+	QueryLog                string
+	QueryLogStatementLength int
+
 	// MaxConcurrentQueries caps statements running at once (0: no cap).
 	MaxConcurrentQueries int
 
@@ -67,6 +72,21 @@ type Config struct {
 	// MemoryCompression is on or off: compressed in-memory tables.
 	MemoryCompression string
 
+	// TLS on the API port: certificate and key files, the CA of client
+	// certificates (mutual TLS), and whether plain connections are refused.
+	TLSCertFile     string
+	TLSKeyFile      string
+	TLSClientCAFile string
+	RequireTLS      bool
+	// TLSClientCertUser: a verified client certificate naming a user
+	// authenticates as that user, without AUTH.
+	TLSClientCertUser bool
+
+	// UsersFile and UsersFrom name the users file: a path, or a
+	// --passwd-from style source. At most one is set.
+	UsersFile string
+	UsersFrom string
+
 	// FromEnv names the flags whose value came from the environment.
 	FromEnv map[string]bool
 }
@@ -89,6 +109,9 @@ func Defaults() Config {
 		ObjectStore:     "native",
 
 		MemoryCompression: "on",
+
+		QueryLog:                "errors",
+		QueryLogStatementLength: 200,
 	}
 }
 
@@ -132,7 +155,7 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most concurrent client connections; extra ones are refused with an error (0: no limit)")
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "longest a request may run, e.g. 30s (0: no limit)")
 	fs.IntVar(&c.MaxConcurrentQueries, "max-concurrent-queries", c.MaxConcurrentQueries, "most statements running in DuckDB at once across all connections; further ones wait their turn in a first-come queue, within --query-timeout (0: no limit)")
-	fs.DurationVar(&c.AuthTimeout, "auth-timeout", c.AuthTimeout, "with a password, close a connection that has not completed AUTH within this (0: no limit)")
+	fs.DurationVar(&c.AuthTimeout, "auth-timeout", c.AuthTimeout, "with a password or users, close a connection that has not completed AUTH within this (0: no limit)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close a connection that sends no request for this long after its last answer, e.g. 15m (0: never)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "close a connection whose client takes longer than this to accept each 1 MiB of a response (0: no limit)")
 	fs.IntVar(&c.MaxUnauthenticated, "max-unauthenticated-connections", c.MaxUnauthenticated, "most connections still to complete AUTH; when full the oldest is dropped for a new one (0: half of --max-connections, at most 64)")
@@ -141,10 +164,14 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.IntVar(&c.BatchRows, "batch-rows", c.BatchRows, "smallest Arrow record batch in query results: DuckDB chunks smaller than this (after filters, say) are joined; full 2,048-row chunks go out as they are")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.QueryLog, "query-log", c.QueryLog, "one log line per request (session, user, statement types, duration, rows, bytes, outcome, redacted statement), with log=query: off, errors (failed, denied or aborted requests only) or all; written whatever --log-level")
+	fs.IntVar(&c.QueryLogStatementLength, "query-log-statement-length", c.QueryLogStatementLength, "characters of the statement text a query-log line shows, secret values redacted (0: none)")
 	fs.BoolVar(&c.Version, "version", c.Version, "print the version and exit")
 	fs.StringVar(&c.PasswdFile, "passwd-file", c.PasswdFile, "file holding the password (trailing newline trimmed); wins over LUNA_PASSWD")
 	fs.StringVar(&c.PasswdFrom, "passwd-from", c.PasswdFrom, "fetch the password at startup: gcp-metadata:<attribute>, gcp-secretmanager:<secret>[/versions/<v>] (or projects/<p>/secrets/<secret>...), aws-imds:<tag>, aws-ssm:<parameter> or aws-secretsmanager:<secret-id>")
-	fs.DurationVar(&c.PasswdTimeout, "passwd-timeout", c.PasswdTimeout, "how long --passwd-from keeps retrying a source that is not reachable yet")
+	fs.DurationVar(&c.PasswdTimeout, "passwd-timeout", c.PasswdTimeout, "how long --passwd-from and --users-from keep retrying a source that is not reachable yet")
+	fs.StringVar(&c.UsersFile, "users-file", c.UsersFile, "users file, one NAME:BCRYPT-HASH:ROLE a line (read, write or admin), for AUTH <user> <password>; re-read when it changes and on SIGHUP (luna user add writes it)")
+	fs.StringVar(&c.UsersFrom, "users-from", c.UsersFrom, "fetch the users file from a --passwd-from source (aws-ssm:, aws-secretsmanager:, gcp-secretmanager:, ...) at startup and on SIGHUP")
 	fs.Var(&c.InitSQL, "init-sql", "SQL file, or directory whose *.sql files run in lexical order, to run before serving (repeatable; ':' separates several)")
 	fs.StringVar(&c.InitSQLOnError, "init-sql-on-error", c.InitSQLOnError, "on a failing startup statement: fail (exit non-zero) or continue (log and go on)")
 	fs.StringVar(&c.HealthHostPort, "health-host-port", c.HealthHostPort, "address of the HTTP side port with /healthz, /readyz and /metrics (empty: off)")
@@ -154,6 +181,11 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.ObjectCacheDir, "object-cache-dir", c.ObjectCacheDir, "local cache of downloaded objects (empty: object-cache under --db-home-dir, else under the system temp directory)")
 	fs.Var(&c.ObjectCacheMaxBytes, "object-cache-max-bytes", "cap on the object cache, e.g. 50GiB; files no statement uses are evicted (0: no cap)")
 	fs.DurationVar(&c.WatchInterval, "watch-interval", c.WatchInterval, "how often to list the objects startup-SQL tables were loaded from, re-running a CREATE TABLE whose sources changed, e.g. 5m (0: never)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM certificate chain for TLS on the API port, which then serves TLS and plain connections alike; re-read when it changes and on SIGHUP (empty: plain only)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of --tls-cert-file (it may be the same file)")
+	fs.StringVar(&c.TLSClientCAFile, "tls-client-ca-file", c.TLSClientCAFile, "PEM CA certificates: every client must connect with TLS and present a certificate they sign (mutual TLS; implies --require-tls)")
+	fs.BoolVar(&c.RequireTLS, "require-tls", c.RequireTLS, "refuse plain connections with an error: only TLS is served")
+	fs.BoolVar(&c.TLSClientCertUser, "tls-client-cert-user", c.TLSClientCertUser, "with mutual TLS and users: a client certificate whose subject common name (else a DNS or email SAN) is a user authenticates as that user, no AUTH or password needed")
 	fs.Var(&c.AllowedDirectories, "allowed-directories", "lock local file access (DuckDB's and Luna's own readers and writers) to these directories, comma-separated; Luna adds its object cache and temp directories, and no SET can change settings afterwards (empty: no lockdown)")
 	return fs
 }
@@ -266,6 +298,9 @@ func (c *Config) validate() error {
 	if c.PasswdTimeout < 0 {
 		bad("passwd-timeout", "must not be negative, got %v", c.PasswdTimeout)
 	}
+	if c.UsersFile != "" && c.UsersFrom != "" {
+		bad("users-from", "cannot be combined with --users-file: give one of them")
+	}
 	if c.InitSQLOnError != "fail" && c.InitSQLOnError != "continue" {
 		bad("init-sql-on-error", "must be fail or continue, got %q", c.InitSQLOnError)
 	}
@@ -294,6 +329,27 @@ func (c *Config) validate() error {
 	}
 	if err := c.AllowedDirectories.validate(); err != nil {
 		bad("allowed-directories", "%v", err)
+	}
+	switch {
+	case c.TLSCertFile != "" && c.TLSKeyFile == "":
+		bad("tls-cert-file", "needs --tls-key-file")
+	case c.TLSKeyFile != "" && c.TLSCertFile == "":
+		bad("tls-key-file", "needs --tls-cert-file")
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		bad("tls-client-ca-file", "needs --tls-cert-file and --tls-key-file: mutual TLS is TLS")
+	}
+	if c.RequireTLS && c.TLSCertFile == "" {
+		bad("require-tls", "needs --tls-cert-file and --tls-key-file")
+	}
+	if c.TLSClientCertUser && (c.TLSClientCAFile == "" || c.UsersFile == "" && c.UsersFrom == "") {
+		bad("tls-client-cert-user", "needs --tls-client-ca-file (mutual TLS) and --users-file or --users-from")
+	}
+	if c.QueryLog != "off" && c.QueryLog != "errors" && c.QueryLog != "all" {
+		bad("query-log", "must be off, errors or all, got %q", c.QueryLog)
+	}
+	if c.QueryLogStatementLength < 0 || c.QueryLogStatementLength > 1<<20 {
+		bad("query-log-statement-length", "must be between 0 and %d, got %d", 1<<20, c.QueryLogStatementLength)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "must be text or json, got %q", c.LogFormat)

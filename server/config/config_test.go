@@ -65,6 +65,8 @@ func TestBadValuesNameTheFlagOrVariable(t *testing.T) {
 		{nil, map[string]string{"LUNA_ALLOWED_DIRECTORIES": "/srv,relative"}, "--allowed-directories"},
 		{[]string{"extra"}, nil, "unexpected argument"},
 		{[]string{"--watch-interval=-5m"}, nil, "--watch-interval"},
+		{[]string{"--users-file=/etc/luna/users", "--users-from=aws-ssm:/luna/users"}, nil, "--users-from: cannot be combined with --users-file"},
+		{[]string{"--users-file=/etc/luna/users"}, map[string]string{"LUNA_USERS_FROM": "aws-ssm:/luna/users"}, "cannot be combined"},
 		{[]string{"--watch-interval=5 minutes"}, nil, "-watch-interval"},
 		{[]string{"--watch-interval=1m", "--object-store=duckdb"}, nil, "needs --object-store native"},
 		{nil, map[string]string{"LUNA_THREADS": "two"}, "LUNA_THREADS (--threads)"},

@@ -32,6 +32,8 @@ type Conn struct {
 	internal bool
 	// changed: a statement of the running request may have changed data.
 	changed bool
+	// types are the statement types the running request prepared.
+	types []string
 
 	// mu orders Interrupt, which may come from any goroutine, against
 	// Close, so an interrupt never reaches a freed connection.
@@ -133,6 +135,7 @@ func failure(ctx context.Context, msg string) error {
 // statements splits sql into DuckDB's prepared statements, calling fn for
 // each in order until fn returns an error.
 func (c *Conn) statements(ctx context.Context, sql string, fn func(i, n int, st bindings.PreparedStatement) error) error {
+	c.types = c.types[:0]
 	var ext bindings.ExtractedStatements
 	n := int(bindings.ExtractStatements(c.c, sql, &ext))
 	defer bindings.DestroyExtracted(&ext)
@@ -153,7 +156,9 @@ func (c *Conn) statements(ctx context.Context, sql string, fn func(i, n int, st 
 			bindings.DestroyPrepare(&st)
 			return failure(ctx, msg)
 		}
-		if changesData(bindings.PreparedStatementType(st)) {
+		t := bindings.PreparedStatementType(st)
+		c.types = append(c.types, statementTypeName(t))
+		if changesData(t) {
 			c.changed = true
 		}
 		err := fn(i, n, st)

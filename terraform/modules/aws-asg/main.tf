@@ -3,7 +3,13 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  startup_script = var.startup_script != null ? var.startup_script : file("${path.module}/../../../scripts/startup-aws-asg.sh")
+  # The repository's startup script without its comment lines (the
+  # shebang stays): it goes in the user data, where every byte counts, and
+  # it has no multi-line string whose lines start with #.
+  startup_script = var.startup_script != null ? var.startup_script : join("\n", [
+    for l in split("\n", file("${path.module}/../../../scripts/startup-aws-asg.sh")) : l
+    if startswith(l, "#!") || !startswith(trimspace(l), "#")
+  ])
 
   # A name with a leading slash is already rooted; ARNs join without it.
   passwd_parameter_arn = var.passwd_ssm_parameter == null ? null : format(
@@ -21,7 +27,7 @@ locals {
     trimprefix(var.init_sql_ssm_parameter, "/"),
   )
   parameter_arns = compact([local.passwd_parameter_arn, local.init_sql_parameter_arn])
-  secret_arns    = compact([var.passwd_secret_arn, var.init_sql_secret_arn])
+  secret_arns    = compact([var.passwd_secret_arn, var.init_sql_secret_arn, var.tls_secret_arn, var.tls_client_ca_secret_arn, var.users_secret_arn])
 
   # An s3:// release is read with the instance role.
   release_object_arn = startswith(var.release_url, "s3://") ? "arn:${data.aws_partition.current.partition}:s3:::${trimprefix(var.release_url, "s3://")}" : null
@@ -30,6 +36,7 @@ locals {
   # the security group and target group assume.
   luna_env = join("\n", concat(
     ["LUNA_API_HOST_PORT=0.0.0.0:${var.api_port}", "LUNA_HEALTH_HOST_PORT=0.0.0.0:${var.health_port}"],
+    var.require_tls ? ["LUNA_REQUIRE_TLS=true"] : [],
     [for k in sort(keys(var.extra_env)) : "${k}=${var.extra_env[k]}"],
   ))
 
@@ -53,6 +60,9 @@ locals {
     luna_env             = local.luna_env
     ssm_agent            = var.ssm_access ? "yes" : "no"
     ssh_authorized_keys  = join("\n", var.ssh_authorized_keys)
+    tls_from             = var.tls_secret_arn == null ? "" : "aws-secretsmanager:${var.tls_secret_arn}"
+    tls_client_ca_from   = var.tls_client_ca_secret_arn == null ? "" : "aws-secretsmanager:${var.tls_client_ca_secret_arn}"
+    users_from           = var.users_secret_arn == null ? "" : "aws-secretsmanager:${var.users_secret_arn}"
   })
 
   # EC2 takes at most 16384 bytes of user data before base64 encoding (EC2
@@ -274,6 +284,10 @@ resource "aws_launch_template" "luna" {
     precondition {
       condition     = var.init_sql_ssm_parameter == null || var.init_sql_secret_arn == null
       error_message = "Set at most one of init_sql_ssm_parameter and init_sql_secret_arn."
+    }
+    precondition {
+      condition     = var.tls_secret_arn != null || (!var.require_tls && var.tls_client_ca_secret_arn == null)
+      error_message = "require_tls and tls_client_ca_secret_arn need tls_secret_arn: the server's certificate and key."
     }
   }
 }

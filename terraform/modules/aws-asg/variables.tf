@@ -216,6 +216,45 @@ variable "init_sql_secret_arn" {
   }
 }
 
+variable "tls_secret_arn" {
+  description = "TLS on the API port: ARN of a Secrets Manager secret holding the server's certificate (chain) and its private key, both PEM, in one value. The startup script fetches it at every boot into /etc/luna/tls/server.pem (root and the service only); a renewed certificate reaches a running node when the startup script runs again, without a restart of luna. The instance role gets secretsmanager:GetSecretValue on it. Plain and TLS clients share the port unless require_tls."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.tls_secret_arn == null ? true : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", var.tls_secret_arn))
+    error_message = "tls_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
+variable "tls_client_ca_secret_arn" {
+  description = "Mutual TLS: ARN of a Secrets Manager secret holding the CA certificates (PEM) that sign client certificates; a client without one is refused. Needs tls_secret_arn."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.tls_client_ca_secret_arn == null ? true : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", var.tls_client_ca_secret_arn))
+    error_message = "tls_client_ca_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
+variable "require_tls" {
+  description = "Refuse plain TCP clients on the API port (LUNA_REQUIRE_TLS). Needs tls_secret_arn. The target group's health check uses the health port and is not affected."
+  type        = bool
+  default     = false
+}
+
+variable "users_secret_arn" {
+  description = "Named users with roles (read, write, admin): ARN of a Secrets Manager secret holding a users file as `luna user add` writes it (bcrypt hashes, never passwords). Luna reads it at every start and on reload (--users-from aws-secretsmanager); clients send AUTH <user> <password>. The instance role gets secretsmanager:GetSecretValue on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.users_secret_arn == null ? true : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", var.users_secret_arn))
+    error_message = "users_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
 variable "init_sql" {
   description = "Startup SQL every instance runs before serving (passed base64-encoded in the gzip-compressed user data, written to /etc/luna/init.d), so every node preloads the same tables. EC2 takes at most 16384 bytes of user data, and the compressed size counts: next to this repository's startup script at least 7 KiB of any SQL fits, 12 KiB and more of typical SQL (it compresses); the launch template's precondition measures the total. Load larger data from S3 in a short statement. User data is readable by anyone with ec2:DescribeInstanceAttribute and every process on the instance: put credentials in init_sql_ssm_parameter instead."
   type        = string
@@ -249,9 +288,9 @@ variable "extra_env" {
 
   validation {
     condition = alltrue([for k, v in var.extra_env :
-      can(regex("^LUNA_[A-Z0-9_]+$", k)) && !contains(["LUNA_PASSWD", "LUNA_PASSWD_FILE", "LUNA_PASSWD_FROM", "LUNA_API_HOST_PORT", "LUNA_HEALTH_HOST_PORT"], k) && !can(regex("['\r\n]", v))
+      can(regex("^LUNA_[A-Z0-9_]+$", k)) && !contains(["LUNA_PASSWD", "LUNA_PASSWD_FILE", "LUNA_PASSWD_FROM", "LUNA_API_HOST_PORT", "LUNA_HEALTH_HOST_PORT", "LUNA_REQUIRE_TLS", "LUNA_TLS_CERT_FILE", "LUNA_TLS_KEY_FILE", "LUNA_TLS_CLIENT_CA_FILE", "LUNA_USERS_FILE", "LUNA_USERS_FROM"], k) && !can(regex("['\r\n]", v))
     ])
-    error_message = "extra_env keys must be LUNA_* settings other than the password and port settings (which have their own variables), with one-line values without single quotes."
+    error_message = "extra_env keys must be LUNA_* settings other than the password, port, TLS and users settings (which have their own variables), with one-line values without single quotes."
   }
 }
 

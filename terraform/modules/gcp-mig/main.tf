@@ -25,6 +25,7 @@ locals {
   # the group's health check, named port and firewall rules assume.
   luna_env = join("\n", concat(
     ["LUNA_API_HOST_PORT=0.0.0.0:${var.api_port}", "LUNA_HEALTH_HOST_PORT=0.0.0.0:${var.health_port}"],
+    var.require_tls ? ["LUNA_REQUIRE_TLS=true"] : [],
     [for k in sort(keys(var.extra_env)) : "${k}=${var.extra_env[k]}"],
   ))
 
@@ -41,7 +42,10 @@ locals {
   init_sql_secret = var.init_sql_secret == null ? null : (
     startswith(var.init_sql_secret, "projects/") ? var.init_sql_secret : "projects/${var.project_id}/secrets/${var.init_sql_secret}"
   )
-  secrets = compact([local.passwd_secret, local.init_sql_secret])
+  tls_secret           = var.tls_secret == null ? null : (startswith(var.tls_secret, "projects/") ? var.tls_secret : "projects/${var.project_id}/secrets/${var.tls_secret}")
+  tls_client_ca_secret = var.tls_client_ca_secret == null ? null : (startswith(var.tls_client_ca_secret, "projects/") ? var.tls_client_ca_secret : "projects/${var.project_id}/secrets/${var.tls_client_ca_secret}")
+  users_secret         = var.users_secret == null ? null : (startswith(var.users_secret, "projects/") ? var.users_secret : "projects/${var.project_id}/secrets/${var.users_secret}")
+  secrets              = compact([local.passwd_secret, local.init_sql_secret, local.tls_secret, local.tls_client_ca_secret, local.users_secret])
 
   # A gs:// release is read with the nodes' service account.
   release_bucket = startswith(var.release_url, "gs://") ? split("/", trimprefix(var.release_url, "gs://"))[0] : null
@@ -62,6 +66,9 @@ locals {
     },
     var.init_sql == "" ? {} : { luna-init-sql = var.init_sql },
     local.init_sql_secret == null ? {} : { luna-init-sql-from = "gcp-secretmanager:${local.init_sql_secret}" },
+    local.tls_secret == null ? {} : { luna-tls-from = "gcp-secretmanager:${local.tls_secret}" },
+    local.tls_client_ca_secret == null ? {} : { luna-tls-client-ca-from = "gcp-secretmanager:${local.tls_client_ca_secret}" },
+    local.users_secret == null ? {} : { luna-users-from = "gcp-secretmanager:${local.users_secret}" },
   )
 
   labels = merge({ app = "luna" }, var.labels)
@@ -189,6 +196,10 @@ resource "google_compute_instance_template" "luna" {
     precondition {
       condition     = var.api_port != var.health_port
       error_message = "api_port and health_port must differ."
+    }
+    precondition {
+      condition     = var.tls_secret != null || (!var.require_tls && var.tls_client_ca_secret == null)
+      error_message = "require_tls and tls_client_ca_secret need tls_secret: the server's certificate and key."
     }
   }
 }

@@ -256,6 +256,45 @@ variable "init_sql_secret" {
   }
 }
 
+variable "tls_secret" {
+  description = "TLS on the API port: a Secret Manager secret holding the server's certificate (chain) and its private key, both PEM, in one value. NAME in project_id, or projects/PROJECT/secrets/NAME. The startup script fetches its latest version at every boot into /etc/luna/tls/server.pem (root and the service only); a renewed certificate reaches a running node when the startup script runs again (sudo systemctl restart luna-configure@gcp-mig), without a restart of luna. The nodes' service account gets roles/secretmanager.secretAccessor on it. Plain and TLS clients share the port unless require_tls."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.tls_secret == null ? true : can(regex("^(projects/([a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]+)/secrets/)?[A-Za-z0-9_-]{1,255}$", var.tls_secret))
+    error_message = "tls_secret must be a secret name (letters, digits, - and _) or projects/PROJECT/secrets/NAME."
+  }
+}
+
+variable "tls_client_ca_secret" {
+  description = "Mutual TLS: a Secret Manager secret holding the CA certificates (PEM) that sign client certificates; a client without one is refused. Needs tls_secret. NAME in project_id, or projects/PROJECT/secrets/NAME."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.tls_client_ca_secret == null ? true : can(regex("^(projects/([a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]+)/secrets/)?[A-Za-z0-9_-]{1,255}$", var.tls_client_ca_secret))
+    error_message = "tls_client_ca_secret must be a secret name (letters, digits, - and _) or projects/PROJECT/secrets/NAME."
+  }
+}
+
+variable "require_tls" {
+  description = "Refuse plain TCP clients on the API port (LUNA_REQUIRE_TLS): every client must speak TLS. Needs tls_secret. The load balancer's health check uses the health port and is not affected."
+  type        = bool
+  default     = false
+}
+
+variable "users_secret" {
+  description = "Named users with roles (read, write, admin): a Secret Manager secret holding a users file as `luna user add` writes it (bcrypt hashes, never passwords). Luna reads it at every start and on reload (--users-from gcp-secretmanager); clients send AUTH <user> <password>. NAME in project_id, or projects/PROJECT/secrets/NAME. The nodes' service account gets roles/secretmanager.secretAccessor on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.users_secret == null ? true : can(regex("^(projects/([a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]+)/secrets/)?[A-Za-z0-9_-]{1,255}$", var.users_secret))
+    error_message = "users_secret must be a secret name (letters, digits, - and _) or projects/PROJECT/secrets/NAME."
+  }
+}
+
 variable "release_sha256" {
   description = "SHA-256 (hex) of the file at release_url; the startup script refuses a download that does not match."
   type        = string
@@ -273,9 +312,9 @@ variable "extra_env" {
 
   validation {
     condition = alltrue([for k, v in var.extra_env :
-      can(regex("^LUNA_[A-Z0-9_]+$", k)) && !contains(["LUNA_PASSWD", "LUNA_PASSWD_FILE", "LUNA_PASSWD_FROM", "LUNA_API_HOST_PORT", "LUNA_HEALTH_HOST_PORT"], k) && !can(regex("[\r\n]", v))
+      can(regex("^LUNA_[A-Z0-9_]+$", k)) && !contains(["LUNA_PASSWD", "LUNA_PASSWD_FILE", "LUNA_PASSWD_FROM", "LUNA_API_HOST_PORT", "LUNA_HEALTH_HOST_PORT", "LUNA_REQUIRE_TLS", "LUNA_TLS_CERT_FILE", "LUNA_TLS_KEY_FILE", "LUNA_TLS_CLIENT_CA_FILE", "LUNA_USERS_FILE", "LUNA_USERS_FROM"], k) && !can(regex("[\r\n]", v))
     ])
-    error_message = "extra_env keys must be LUNA_* settings other than the password and port settings (which have their own variables), with one-line values."
+    error_message = "extra_env keys must be LUNA_* settings other than the password, port, TLS and users settings (which have their own variables), with one-line values."
   }
 }
 

@@ -279,6 +279,73 @@ run "existing_secrets" {
   }
 }
 
+run "tls_and_users_from_secret_manager" {
+  command = plan
+
+  variables {
+    tls_secret           = "luna-tls"
+    tls_client_ca_secret = "projects/luna-secrets/secrets/luna-client-ca"
+    users_secret         = "luna-users"
+    require_tls          = true
+  }
+
+  # The startup script fetches the certificate and CA into files and tells
+  # the server where its users file lives; the nodes' service account can
+  # read each secret and nothing else.
+  assert {
+    condition     = google_compute_instance_template.luna.metadata["luna-tls-from"] == "gcp-secretmanager:projects/luna-test-project/secrets/luna-tls"
+    error_message = "the startup script must fetch the certificate from tls_secret"
+  }
+  assert {
+    condition     = google_compute_instance_template.luna.metadata["luna-tls-client-ca-from"] == "gcp-secretmanager:projects/luna-secrets/secrets/luna-client-ca"
+    error_message = "the startup script must fetch the client CA from tls_client_ca_secret"
+  }
+  assert {
+    condition     = google_compute_instance_template.luna.metadata["luna-users-from"] == "gcp-secretmanager:projects/luna-test-project/secrets/luna-users"
+    error_message = "the server must read its users from users_secret"
+  }
+  assert {
+    condition     = strcontains(google_compute_instance_template.luna.metadata["luna-env"], "\nLUNA_REQUIRE_TLS=true")
+    error_message = "require_tls must reach luna.env"
+  }
+  assert {
+    condition = toset(keys(google_secret_manager_secret_iam_member.read)) == toset([
+      "projects/luna-test-project/secrets/luna-passwd", "projects/luna-test-project/secrets/luna-tls",
+      "projects/luna-secrets/secrets/luna-client-ca", "projects/luna-test-project/secrets/luna-users",
+    ])
+    error_message = "the nodes must be able to read the password, certificate, CA and users secrets"
+  }
+}
+
+run "no_tls_by_default" {
+  command = plan
+
+  assert {
+    condition     = !contains(keys(google_compute_instance_template.luna.metadata), "luna-tls-from") && !strcontains(google_compute_instance_template.luna.metadata["luna-env"], "LUNA_REQUIRE_TLS")
+    error_message = "without tls_secret the nodes serve plain TCP"
+  }
+}
+
+run "rejects_require_tls_without_certificate" {
+  command = plan
+
+  variables {
+    require_tls = true
+  }
+
+  expect_failures = [google_compute_instance_template.luna]
+}
+
+run "rejects_tls_in_extra_env" {
+  command = plan
+
+  variables {
+    extra_env = { LUNA_TLS_CERT_FILE = "/tmp/cert.pem" }
+  }
+
+  expect_failures = [var.extra_env]
+}
+
 run "release_from_a_bucket" {
   command = plan
 
