@@ -94,9 +94,9 @@ func (ss *session) finished(kind, outcome string, m reqMark, err error, text str
 	if outcome == "ok" && !ql.All {
 		return
 	}
-	ss.srv.mu.Lock()
+	// The session's own goroutine is the only writer of ss.user, so it
+	// reads it without srv.mu: no request contends on the server's lock.
 	user := ss.user
-	ss.srv.mu.Unlock()
 	attrs := []slog.Attr{
 		slog.Uint64("session", ss.id),
 		slog.String("user", user),
