@@ -333,6 +333,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for ln := range s.listeners {
 			ln.Close()
 		}
+		// Sessions waiting for a request end now; those answering one
+		// find the server draining when it is done.
+		for ss := range s.sessions {
+			ss.wakeReader()
+		}
 	}
 	s.mu.Unlock()
 

@@ -27,9 +27,9 @@ import (
 
 var errTooManyFiles = syscall.EMFILE
 
-// session is one client connection: a reader goroutine that parses
-// requests ahead (which is also how a vanished client is noticed while a
-// query runs) and the serving goroutine that runs them in order.
+// session is one client connection, served by one goroutine that reads
+// each request and answers it; while a request runs longer than
+// watchDelay, a second one watches for a client that leaves.
 type session struct {
 	srv    *Server
 	nc     net.Conn
@@ -57,12 +57,10 @@ type session struct {
 	cancel context.CancelCauseFunc
 	conn   *engine.Conn // opened on first use
 
-	// needAuth: the server has a password or users. authed is the serving
-	// goroutine's; authOK is closed when it becomes true, which lets the
-	// reader go on past the AUTH line under the limits that then apply.
+	// needAuth: the server has a password or users; authed becomes true
+	// once an AUTH succeeds (at once without them).
 	needAuth  bool
 	authed    bool
-	authOK    chan struct{}
 	authTimer *time.Timer
 	// unauthEl and evicted belong to the server's mutex.
 	unauthEl *list.Element
@@ -73,8 +71,10 @@ type session struct {
 	reqDeadline time.Time
 	// timeout is the cause reqDeadline carries; nil without one.
 	timeout *queryTimeout
-	// writeDeadline is the one last set on nc, to skip setting it again.
+	// writeDeadline and readDeadline are the ones last set on nc by the
+	// serving goroutine, to skip setting them again.
 	writeDeadline time.Time
+	readDeadline  time.Time
 
 	// live is what luna_sessions() and luna_cancel see of the session;
 	// types are the statement types of the request being answered, for
@@ -83,15 +83,6 @@ type session struct {
 	types []string
 
 	closeOnce sync.Once
-}
-
-// parsed is what the reader hands to the serving goroutine.
-type parsed struct {
-	req wire.Request
-	err error
-	// more reports that bytes of a further request were already buffered
-	// when this one was parsed.
-	more bool
 }
 
 func (s *Server) serveConn(nc net.Conn) {
@@ -154,7 +145,6 @@ func (s *Server) serveConn(nc net.Conn) {
 		// Before AUTH nothing but AUTH is accepted: no reason to buffer a
 		// large request, or to wait for one forever.
 		ss.rd.SetLimit(wire.PreAuthMaxBytes, "before AUTH")
-		ss.authOK = make(chan struct{})
 		if t := s.opts.AuthTimeout; t > 0 {
 			ss.authTimer = time.AfterFunc(t, func() {
 				ss.log.Debug("AUTH not completed in time; closing connection", "auth_timeout", t)
@@ -164,64 +154,29 @@ func (s *Server) serveConn(nc net.Conn) {
 			defer ss.authTimer.Stop()
 		}
 	}
-	// One request is read ahead: enough to notice EOF during a query and to
-	// keep pipelined requests flowing, while a connection never buffers
-	// more than two requests' worth of memory.
-	reqs := make(chan parsed, 1)
-	go func() {
-		// A panic here ends the session with it as the cause: a running
-		// request is interrupted and answered with it (engine reports the
-		// cause), and the serving loop below answers one still waiting.
-		defer recovery.Recover(ss.log, recovery.Session, "reading requests", func(e *recovery.Error) { ss.cancel(e) })
-		ss.read(reqs)
-	}()
-
-	// The idle timer runs only while the session waits for a request, so
-	// a long query is never taken for idleness. Before AUTH it adds to
-	// --auth-timeout (which also bounds the AUTH line and its check).
-	var idle *time.Timer
-	if s.opts.IdleTimeout > 0 {
-		idle = time.NewTimer(s.opts.IdleTimeout)
-		idle.Stop()
-		defer idle.Stop()
-	}
+	// Requests are read and answered on this one goroutine: a small
+	// request costs no hand-off between threads. Whatever ends the session
+	// (luna_kill, eviction, a forced shutdown) also ends a read in
+	// progress, through the read deadline.
+	stopWake := context.AfterFunc(ss.ctx, ss.wakeReader)
+	defer stopWake()
 	for {
-		var idleC <-chan time.Time
-		if idle != nil {
-			idle.Reset(s.opts.IdleTimeout)
-			idleC = idle.C
-		}
-		var p parsed
-		select {
-		case p = <-reqs:
-		case <-idleC:
-			ss.log.Debug("connection idle; closing it", "idle_timeout", s.opts.IdleTimeout)
-			ss.cancel(errIdle)
+		req, fe, ok := ss.next()
+		if !ok {
 			return
-		case <-s.draining:
-			return
-		case <-ss.ctx.Done():
-			var pe *recovery.Error
-			if errors.As(context.Cause(ss.ctx), &pe) {
-				ss.answerPanic(pe) // the reader panicked
-			}
-			return
-		}
-		if idle != nil {
-			idle.Stop()
 		}
 		if s.shuttingDown() {
 			// A request that arrives while draining is not started.
 			return
 		}
-		if !ss.serve(p) {
+		if !ss.serve(req, fe) {
 			return
 		}
 		// Flush when no further pipelined request is waiting, so a burst of
 		// requests is answered with few writes, and whenever FlushSize is
 		// buffered: a client that sends without reading then meets TCP's
 		// push-back (and the write deadline) instead of growing the buffer.
-		if ss.bw.Buffered() >= wire.FlushSize || len(reqs) == 0 && !p.more {
+		if ss.bw.Buffered() >= wire.FlushSize || !ss.rd.Buffered() {
 			if err := ss.flush(); err != nil {
 				ss.writeFailed(err)
 				return
@@ -231,41 +186,90 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 }
 
-// read parses requests until an error, which ends the session: after a
-// framing error the stream cannot be resynchronized, and EOF means the
-// client is gone, so whatever it is running is interrupted.
-func (ss *session) read(out chan<- parsed) {
-	for {
-		req, err := ss.rd.Next()
-		recovery.Inject("reader", req.Text)
-		var fe *wire.FramingError
-		if err != nil && !errors.As(err, &fe) {
+// aLongTimeAgo is a read deadline that ends a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// wakeReader ends a read the session is blocked in: the reader then finds
+// out why (the session's context, or the server draining).
+func (ss *session) wakeReader() { ss.nc.SetReadDeadline(aLongTimeAgo) }
+
+// next waits for the next request under --idle-timeout. A framing error is
+// returned with ok set, to be answered; ok false ends the session (the
+// client left, went idle too long, or the session or server is ending).
+func (ss *session) next() (req wire.Request, fe *wire.FramingError, ok bool) {
+	defer recovery.Recover(ss.log, recovery.Session, "reading requests", func(e *recovery.Error) {
+		ss.answerPanic(e)
+		ok = false
+	})
+	// The deadline is set before the checks below, so that a wake-up
+	// (Shutdown, luna_kill) that comes after them is never overwritten.
+	var dl time.Time
+	if t := ss.srv.opts.IdleTimeout; t > 0 {
+		dl = time.Now().Add(t)
+	}
+	if !dl.Equal(ss.readDeadline) {
+		if err := ss.nc.SetReadDeadline(dl); err != nil {
 			ss.readFailed(err)
+			return req, nil, false
+		}
+		ss.readDeadline = dl
+	}
+	if ss.ctx.Err() != nil || ss.srv.shuttingDown() {
+		return req, nil, false
+	}
+	req, err := ss.rd.Next()
+	recovery.Inject("reader", req.Text)
+	switch {
+	case err == nil || errors.As(err, &fe):
+		return req, fe, true
+	case ss.ctx.Err() != nil || ss.srv.shuttingDown():
+	case errors.Is(err, os.ErrDeadlineExceeded) && !dl.IsZero() && !time.Now().Before(dl):
+		ss.log.Debug("connection idle; closing it", "idle_timeout", ss.srv.opts.IdleTimeout)
+		ss.cancel(errIdle)
+	default:
+		ss.readFailed(err)
+	}
+	return req, nil, false
+}
+
+// watchDelay is how long a request runs before the session starts
+// watching its connection for a client that leaves: shorter requests,
+// the common case, never pay for the watch.
+const watchDelay = time.Millisecond
+
+// watchClient notices, while a request runs, a client that closes its
+// connection, and interrupts the request with errClientGone; the returned
+// function stops the watch. Bytes of a pipelined request that arrive
+// meanwhile stay buffered for next. With such bytes already buffered the
+// client has said what comes next: its departure shows when that is read.
+func (ss *session) watchClient() (stop func()) {
+	if ss.rd.Buffered() {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var stopping atomic.Bool
+	t := time.AfterFunc(watchDelay, func() {
+		defer close(done)
+		defer recovery.Recover(ss.log, recovery.Session, "watching the connection", func(e *recovery.Error) { ss.cancel(e) })
+		// No idle deadline while a request runs, however long. Each wake-up
+		// (stop, below, or the session or server ending) sets its own
+		// deadline after what it checks here is set, so none is lost.
+		if ss.nc.SetReadDeadline(time.Time{}) != nil || stopping.Load() || ss.ctx.Err() != nil || ss.srv.shuttingDown() {
 			return
 		}
-		select {
-		case out <- parsed{req, err, ss.rd.Buffered()}:
-		case <-ss.ctx.Done():
-			return
+		err := ss.rd.Wait()
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			ss.readFailed(err)
 		}
-		if err != nil {
-			return
+	})
+	return func() {
+		if t.Stop() {
+			return // it never started
 		}
-		if req.Kind == wire.Auth && ss.authOK != nil {
-			// What follows AUTH is parsed under the limit its verdict sets:
-			// wait for it, noticing meanwhile a client that leaves.
-			if err := ss.rd.Wait(); err != nil {
-				ss.readFailed(err)
-				return
-			}
-			select {
-			case <-ss.authOK:
-				ss.rd.SetLimit(ss.srv.opts.MaxRequestBytes, "(--max-request-bytes)")
-				ss.authOK = nil
-			case <-ss.ctx.Done():
-				return
-			}
-		}
+		stopping.Store(true)
+		ss.wakeReader()
+		ss.readDeadline = aLongTimeAgo
+		<-done
 	}
 }
 
@@ -314,22 +318,19 @@ func (ss *session) writeFailed(err error) {
 }
 
 // serve answers one request and reports whether the session goes on.
-func (ss *session) serve(p parsed) bool {
+func (ss *session) serve(req wire.Request, fe *wire.FramingError) bool {
 	obs := ss.srv.opts.Observer
 	start := time.Now()
 	m := ss.mark(start)
 	ss.types = ss.types[:0]
-	recovery.Inject("session", p.req.Text)
-	if p.err != nil {
-		var fe *wire.FramingError
-		errors.As(p.err, &fe)
+	recovery.Inject("session", req.Text)
+	if fe != nil {
 		ss.log.Warn("malformed request; closing connection", "err", fe.Msg)
 		ss.status(fe.Seen, fe.Error())
 		ss.flush()
-		ss.finished("malformed", "error", m, p.err, "")
+		ss.finished("malformed", "error", m, fe, "")
 		return false
 	}
-	req := p.req
 	if req.Kind == wire.Auth {
 		ok, res := ss.authenticate(req.Text)
 		if ok {
@@ -364,7 +365,9 @@ func (ss *session) serve(p parsed) bool {
 	var err error
 	switch req.Kind {
 	case wire.Exec, wire.Query:
+		stop := ss.watchClient()
 		err = ss.run(ctx, req)
+		stop()
 	default:
 		err = errUnknownPrefix
 		ss.status(req.Text, fmt.Sprintf("unknown request prefix %q: expected x: (execute) or q: (query)", req.Prefix()))
@@ -458,7 +461,7 @@ func (ss *session) authenticate(text string) (bool, string) {
 			return false, "aborted"
 		}
 		ss.authed = true
-		close(ss.authOK)
+		ss.rd.SetLimit(ss.srv.opts.MaxRequestBytes, "(--max-request-bytes)")
 	} else {
 		changed := user != ss.user || role != ss.role
 		if !ss.srv.authenticated(ss, user, role) {
