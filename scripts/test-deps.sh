@@ -14,6 +14,8 @@ declare -A WANT=(
 	[shellcheck]=shellcheck
 	[haproxy]=haproxy
 	[openssl]=openssl
+	[tmux]=tmux
+	[less]=less
 )
 
 missing=()

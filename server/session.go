@@ -22,6 +22,7 @@ import (
 	"github.com/lunadb/luna/server/admission"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/recovery"
+	"github.com/lunadb/luna/server/remote"
 	"github.com/lunadb/luna/server/wire"
 )
 
@@ -360,6 +361,7 @@ func (ss *session) serve(req wire.Request, fe *wire.FramingError) bool {
 	}
 	defer cancel()
 	ctx, idle := ss.live.begin(ctx, req.Text, start)
+	ctx = remote.CountDownloads(ctx, &ss.live.downloaded)
 	defer idle()
 
 	var err error
@@ -419,6 +421,7 @@ func (ss *session) engineConn() (*engine.Conn, error) {
 			return nil, fmt.Errorf("cannot open a database connection: %w", err)
 		}
 		ss.conn = c
+		ss.live.conn.Store(c)
 	}
 	return ss.conn, nil
 }
@@ -473,6 +476,7 @@ func (ss *session) authenticate(text string) (bool, string) {
 			// against its role) must not carry over.
 			ss.conn.Close()
 			ss.conn = nil
+			ss.live.conn.Store(nil)
 		}
 	}
 	ss.log.Debug("authenticated", "user", user, "role", role.String())

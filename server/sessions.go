@@ -51,8 +51,12 @@ type liveState struct {
 
 	// rows and bytes count what the connection sent in all: result rows,
 	// and response bytes (status tables included), updated as each batch
-	// is written.
-	rows, bytes atomic.Int64
+	// is written; downloaded counts the object-store bytes the running
+	// request fetched, as each object arrives.
+	rows, bytes, downloaded atomic.Int64
+	// conn is the session's DuckDB connection once opened, for the
+	// progress of its running statement.
+	conn atomic.Pointer[engine.Conn]
 }
 
 func (l *liveState) setState(st string) {
@@ -68,6 +72,7 @@ func (l *liveState) begin(ctx context.Context, text string, start time.Time) (co
 	l.mu.Lock()
 	l.state, l.text, l.started, l.cancel = stateRunning, text, start, cancel
 	l.mu.Unlock()
+	l.downloaded.Store(0)
 	return ctx, func() {
 		l.mu.Lock()
 		l.state, l.text, l.started, l.cancel = stateIdle, "", time.Time{}, nil
@@ -315,6 +320,10 @@ var sessionColumns = []struct{ name, typ string }{
 	{"running_for", "DOUBLE"},        // seconds the running request has run; NULL when idle
 	{"rows_sent", "BIGINT"},          // result rows the connection sent in all
 	{"bytes_sent", "BIGINT"},         // response bytes the connection sent in all
+	{"bytes_downloaded", "BIGINT"},   // object-store bytes the running request fetched so far; NULL when idle
+	{"progress", "DOUBLE"},           // the running statement's percentage done, from DuckDB; NULL when idle or unknown
+	{"rows_processed", "BIGINT"},     // rows the running statement has processed, from DuckDB; NULL when idle or unknown
+	{"this_session", "BOOLEAN"},      // true for the session that asks
 }
 
 // sessionRow is one session as luna_sessions() shows it.
@@ -324,7 +333,10 @@ type sessionRow struct {
 	tls                bool
 	since, started     time.Time
 	state, text        string
-	rows, bytes        int64
+	rows, bytes, down  int64
+	progress           float64
+	processed          uint64
+	tracked, this      bool
 }
 
 // sessionsSQL is the query that luna_sessions() stands for: every session
@@ -339,10 +351,14 @@ func (ss *session) sessionsSQL(now time.Time) string {
 			continue
 		}
 		r := sessionRow{id: t.id, user: t.user, role: t.role.String(), remote: t.remote, tls: t.tls != nil, since: t.since,
-			rows: t.live.rows.Load(), bytes: t.live.bytes.Load()}
+			rows: t.live.rows.Load(), bytes: t.live.bytes.Load(), down: t.live.downloaded.Load(), this: t == ss}
 		t.live.mu.Lock()
 		r.state, r.text, r.started = t.live.state, t.live.text, t.live.started
 		t.live.mu.Unlock()
+		if c := t.live.conn.Load(); c != nil && !r.started.IsZero() && t != ss {
+			// DuckDB tracks it when the session has SET enable_progress_bar.
+			r.progress, r.processed, r.tracked = c.Progress()
+		}
 		rows = append(rows, r)
 	}
 	s.mu.Unlock()
@@ -357,10 +373,15 @@ func (ss *session) sessionsSQL(now time.Time) string {
 		if r.state == stateAuthenticating {
 			r.role = ""
 		}
-		statement, runningFor := "", "NULL"
+		statement, runningFor, downloaded, progress, processed := "", "NULL", "NULL", "NULL", "NULL"
 		if !r.started.IsZero() {
 			statement = statementExcerpt(r.text, sessionStatementLength)
 			runningFor = strconv.FormatFloat(now.Sub(r.started).Seconds(), 'f', 6, 64)
+			downloaded = strconv.FormatInt(r.down, 10)
+		}
+		if r.tracked {
+			progress = strconv.FormatFloat(r.progress, 'f', 2, 64)
+			processed = strconv.FormatUint(r.processed, 10)
 		}
 		vals := []string{
 			strconv.FormatUint(r.id, 10),
@@ -374,6 +395,10 @@ func (ss *session) sessionsSQL(now time.Time) string {
 			runningFor,
 			strconv.FormatInt(r.rows, 10),
 			strconv.FormatInt(r.bytes, 10),
+			downloaded,
+			progress,
+			processed,
+			strconv.FormatBool(r.this),
 		}
 		b.WriteByte('(')
 		for j, v := range vals {

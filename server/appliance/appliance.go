@@ -431,7 +431,7 @@ func runInitSQL(ctx context.Context, db *engine.DB, resolver *remote.Resolver, c
 			mu.Lock()
 			n := statements
 			mu.Unlock()
-			rows, _ := conn.Progress()
+			_, rows, _ := conn.Progress()
 			if n != lastStatements || rows > lastRows {
 				notify.ExtendTimeout(grace)
 			}

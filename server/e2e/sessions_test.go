@@ -371,3 +371,55 @@ func TestLunaSessionsTLS(t *testing.T) {
 		t.Error("the killed TLS session still answers")
 	}
 }
+
+// luna_sessions() shows how far a running statement has got, from
+// DuckDB's own query progress once the session has turned it on, and
+// which row is the asker's own.
+func TestSessionsProgress(t *testing.T) {
+	p := startLuna(t, false, nil)
+	ctx := context.Background()
+	worker := p.dial(t, client.Options{})
+	if err := worker.Exec(ctx, "SET enable_progress_bar = true; SET enable_progress_bar_print = false; "+
+		"CREATE TABLE big AS SELECT range AS i FROM range(50000000)"); err != nil {
+		t.Fatal(err)
+	}
+	watcher := p.dial(t, client.Options{})
+	own := sessRows(t, watcher, "SELECT id, this_session, progress, rows_processed, bytes_downloaded FROM luna_sessions() ORDER BY id")
+	if len(own) != 2 || own[0]["this_session"] != "false" || own[1]["this_session"] != "true" {
+		t.Fatalf("this_session: %v", own)
+	}
+	if r := own[0]; r["progress"] != "NULL" || r["rows_processed"] != "NULL" || r["bytes_downloaded"] != "NULL" {
+		t.Errorf("an idle session's progress: %v", r)
+	}
+	workerID := own[0]["id"]
+
+	done := make(chan error, 1)
+	go func() {
+		// Slow enough to be seen half-way on any machine; cancelled below.
+		done <- worker.Exec(ctx, "SELECT i % 1000 AS g, median(hash(i::VARCHAR || 'x')) FROM big GROUP BY g")
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rows := sessRows(t, watcher, "SELECT state, progress, rows_processed, bytes_downloaded FROM luna_sessions() WHERE id = "+workerID)
+		if len(rows) == 1 && rows[0]["progress"] != "NULL" {
+			pct, err := strconv.ParseFloat(rows[0]["progress"], 64)
+			n, err2 := strconv.ParseInt(rows[0]["rows_processed"], 10, 64)
+			if err != nil || err2 != nil || pct < 0 || pct > 100 || n < 0 || rows[0]["bytes_downloaded"] != "0" {
+				t.Fatalf("progress of a running statement: %v", rows)
+			}
+			if n > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress shown in 30s: %v", rows)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := watcher.Exec(ctx, "CALL luna_cancel("+workerID+")"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "cancelled by session") {
+		t.Fatalf("the cancelled statement: %v", err)
+	}
+}

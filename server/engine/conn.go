@@ -102,18 +102,18 @@ func (c *Conn) Interrupt() {
 	}
 }
 
-// Progress reports the rows processed so far by the statement running on c,
-// when DuckDB tracks it (SET enable_progress_bar = true). Safe to call from
-// any goroutine.
-func (c *Conn) Progress() (rows uint64, ok bool) {
+// Progress reports how far the statement running on c has got: its
+// percentage done and the rows processed so far, when DuckDB tracks it
+// (SET enable_progress_bar = true). Safe to call from any goroutine.
+func (c *Conn) Progress() (percent float64, rows uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return 0, false
+		return 0, 0, false
 	}
 	p := bindings.QueryProgress(c.c)
 	pct, rows, _ := bindings.QueryProgressTypeMembers(&p)
-	return rows, pct >= 0
+	return pct, rows, pct >= 0
 }
 
 // watch interrupts c when ctx ends. The returned stop must be called once

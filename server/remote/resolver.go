@@ -376,6 +376,9 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, Source, er
 			st.Bytes += one.Bytes
 			mu.Unlock()
 			progress.add(one.Bytes)
+			if c := downloadCounter(ctx); c != nil {
+				c.Add(one.Bytes)
+			}
 			_, err = linkKey(e, root, o.Key)
 			return err
 		}))
@@ -558,6 +561,19 @@ func (r *Resolver) bucket(ctx context.Context, loc Location) (objstore.Bucket, e
 
 // CacheBytes is the size of the object cache.
 func (r *Resolver) CacheBytes() int64 { return r.cache.usage() }
+
+type downloadsKey struct{}
+
+// CountDownloads returns a context under which the bytes each statement
+// downloads are added to n as every object arrives, for luna_sessions().
+func CountDownloads(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, downloadsKey{}, n)
+}
+
+func downloadCounter(ctx context.Context) *atomic.Int64 {
+	n, _ := ctx.Value(downloadsKey{}).(*atomic.Int64)
+	return n
+}
 
 // progressLog logs large transfers every few seconds.
 type progressLog struct {

@@ -18,42 +18,70 @@ type Statement struct {
 // literal or comment runs to the end of the text; DuckDB reports it when
 // the statement runs.
 func Split(src string) []Statement {
-	var out []Statement
-	start, line, startLine := 0, 1, 1
-	emit := func(end int) {
-		text := src[start:end]
-		// Leading blanks and comments are dropped, and the line is the one
-		// where the statement's first word stands.
-		if lead := noise(text); lead < len(text) {
-			out = append(out, Statement{Text: strings.TrimRight(text[lead:], " \t\r\n"), Line: startLine + strings.Count(text[:lead], "\n")})
-		}
+	var lc lineCounter
+	out, rest := splitTerminated(src, &lc)
+	return lc.appendStatement(out, src, rest, len(src))
+}
+
+// SplitTyped reads text still being typed, as a shell does line by line:
+// done are the statements a ';' has ended, rest the text after the last
+// such ';', and open reports whether rest is more than blanks and closed
+// comments: the start of a statement that needs more lines.
+func SplitTyped(src string) (done []Statement, rest string, open bool) {
+	done, start := splitTerminated(src, &lineCounter{})
+	rest = src[start:]
+	return done, rest, !closedNoise(rest)
+}
+
+// splitTerminated returns the statements of src that a ';' ends and the
+// index where the text after the last of them starts.
+func splitTerminated(src string, lc *lineCounter) (out []Statement, rest int) {
+	start := 0
+	scan(src, func(end int) {
+		out = lc.appendStatement(out, src, start, end)
+		start = end + 1
+	})
+	return out, start
+}
+
+// lineCounter numbers lines as statements are cut, in order, counting
+// each part of the text once.
+type lineCounter struct {
+	line    int // lines before counted, less one
+	counted int
+}
+
+// appendStatement appends src[start:end] to out unless it is only blanks
+// and comments. Leading ones are dropped, and the line is the one where
+// the statement's first word stands.
+func (lc *lineCounter) appendStatement(out []Statement, src string, start, end int) []Statement {
+	text := src[start:end]
+	if lead := noise(text); lead < len(text) {
+		lc.line += strings.Count(src[lc.counted:start+lead], "\n")
+		lc.counted = start + lead
+		out = append(out, Statement{Text: strings.TrimRight(text[lead:], " \t\r\n"), Line: lc.line + 1})
 	}
+	return out
+}
+
+// scan calls end with the index of every ';' that ends a statement.
+func scan(src string, end func(int)) {
 	for i := 0; i < len(src); {
 		c := src[i]
 		switch {
-		case c == '\n':
-			line++
-			i++
 		case c == ';':
-			emit(i)
+			end(i)
 			i++
-			start, startLine = i, line
 		case c == '-' && strings.HasPrefix(src[i:], "--"):
 			i = lineEnd(src, i)
 		case c == '/' && strings.HasPrefix(src[i:], "/*"):
-			j := skipBlockComment(src, i)
-			line += strings.Count(src[i:j], "\n")
-			i = j
+			i = skipBlockComment(src, i)
 		case c == '\'' || c == '"':
 			escapes := c == '\'' && i > 0 && (src[i-1] == 'e' || src[i-1] == 'E') && (i < 2 || !identChar(src[i-2]))
-			j := skipQuoted(src, i, c, escapes)
-			line += strings.Count(src[i:j], "\n")
-			i = j
+			i = skipQuoted(src, i, c, escapes)
 		case c == '$':
 			if tag, ok := dollarTag(src, i); ok {
-				j := skipPast(src, i+len(tag), tag)
-				line += strings.Count(src[i:j], "\n")
-				i = j
+				i = skipPast(src, i+len(tag), tag)
 			} else {
 				i++
 			}
@@ -61,8 +89,29 @@ func Split(src string) []Statement {
 			i++
 		}
 	}
-	emit(len(src))
-	return out
+}
+
+// closedNoise reports whether s is only blanks and comments, every block
+// comment closed.
+func closedNoise(s string) bool {
+	if noise(s) < len(s) {
+		return false
+	}
+	for i := 0; i < len(s); {
+		switch {
+		case strings.HasPrefix(s[i:], "--"):
+			i = lineEnd(s, i)
+		case strings.HasPrefix(s[i:], "/*"):
+			j, closed := blockCommentEnd(s, i)
+			if !closed {
+				return false
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return true
 }
 
 // skipPast returns the index just past the first end at or after from, or
@@ -85,6 +134,13 @@ func lineEnd(src string, i int) int {
 
 // skipBlockComment skips a /* */ comment, nested ones included.
 func skipBlockComment(src string, i int) int {
+	end, _ := blockCommentEnd(src, i)
+	return end
+}
+
+// blockCommentEnd returns the index just past the comment opened at i,
+// or len(src) and false when it is not closed.
+func blockCommentEnd(src string, i int) (int, bool) {
 	depth := 0
 	for i < len(src) {
 		switch {
@@ -95,13 +151,13 @@ func skipBlockComment(src string, i int) int {
 			depth--
 			i += 2
 			if depth == 0 {
-				return i
+				return i, true
 			}
 		default:
 			i++
 		}
 	}
-	return len(src)
+	return len(src), false
 }
 
 // skipQuoted skips a literal or identifier opened by q at i: a doubled

@@ -2,6 +2,7 @@ package sqltext
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -52,4 +53,33 @@ func FuzzSplit(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSplitTyped(t *testing.T) {
+	for _, c := range []struct {
+		src  string
+		done []string
+		rest string
+		open bool
+	}{
+		{"SELECT 1", nil, "SELECT 1", true},
+		{"SELECT 1;", []string{"SELECT 1"}, "", false},
+		{"SELECT ';';\n", []string{"SELECT ';'"}, "\n", false},
+		{"SELECT 'a;\nb", nil, "SELECT 'a;\nb", true},
+		{"CREATE TABLE t (\n  a INT\n);\nSELECT", []string{"CREATE TABLE t (\n  a INT\n)"}, "\nSELECT", true},
+		{"SELECT 1; -- done", []string{"SELECT 1"}, " -- done", false},
+		{"SELECT 1; /* open", []string{"SELECT 1"}, " /* open", true},
+		{"SELECT 1; /* shut */", []string{"SELECT 1"}, " /* shut */", false},
+		{"SELECT 1; /* a /* nested */ still", []string{"SELECT 1"}, " /* a /* nested */ still", true},
+		{"SELECT $x$;$x$;", []string{"SELECT $x$;$x$"}, "", false},
+	} {
+		done, rest, open := SplitTyped(c.src)
+		var texts []string
+		for _, s := range done {
+			texts = append(texts, s.Text)
+		}
+		if !slices.Equal(texts, c.done) || rest != c.rest || open != c.open {
+			t.Errorf("SplitTyped(%q) = %q, %q, %v; want %q, %q, %v", c.src, texts, rest, open, c.done, c.rest, c.open)
+		}
+	}
 }
