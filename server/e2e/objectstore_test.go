@@ -414,3 +414,48 @@ func TestClientDisconnectCancelsDownloads(t *testing.T) {
 		t.Fatalf("count %s", got)
 	}
 }
+
+// While a statement downloads, luna_sessions() shows the bytes fetched so
+// far (the shell's progress line reads it), object by object.
+func TestSessionsShowBytesDownloaded(t *testing.T) {
+	srv := objstoretest.StartVersityGW(t)
+	b := s3Bucket(t, srv, "progress")
+	obj := "n\n" + strings.Repeat("1\n", 5000) // 10,002 bytes
+	for i := range 16 {
+		put(t, b, fmt.Sprintf("d/%02d.csv", i), obj)
+	}
+	p := startLuna(t, false, nil)
+	c := p.dial(t, client.Options{})
+	if err := c.Exec(context.Background(), s3Secret(srv)); err != nil {
+		t.Fatal(err)
+	}
+	watcher := p.dial(t, client.Options{})
+	id := sessRows(t, watcher, "SELECT id FROM luna_sessions() WHERE NOT this_session")[0]["id"]
+	srv.SlowGets(500 * time.Millisecond) // 16 objects, 8 at a time: two rounds
+
+	done := make(chan string, 1)
+	go func() { done <- scalar(t, c, "SELECT count(*) FROM 's3://progress/d/*.csv'") }()
+	total := int64(16 * len(obj))
+	var partial int64
+	for deadline := time.Now().Add(30 * time.Second); partial == 0; time.Sleep(20 * time.Millisecond) {
+		rows := sessRows(t, watcher, "SELECT bytes_downloaded FROM luna_sessions() WHERE id = "+id)
+		if n, err := strconv.ParseInt(rows[0]["bytes_downloaded"], 10, 64); err == nil && n > 0 {
+			if n%int64(len(obj)) != 0 || n > total {
+				t.Fatalf("bytes_downloaded %d: not whole objects of %d bytes", n, len(obj))
+			}
+			partial = n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no download shown: %v", rows)
+		}
+	}
+	if got := <-done; got != "80000" {
+		t.Fatalf("count %s", got)
+	}
+	if partial >= total {
+		t.Errorf("saw only the finished figure, %d bytes, not the first round's", partial)
+	}
+	if rows := sessRows(t, watcher, "SELECT bytes_downloaded FROM luna_sessions() WHERE id = "+id); rows[0]["bytes_downloaded"] != "NULL" {
+		t.Fatalf("an idle session's bytes_downloaded: %v", rows)
+	}
+}
