@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 // tofuUserDataSize renders the AWS module's user data template with
@@ -44,7 +46,7 @@ func tofuUserDataSize(t *testing.T, initSQL string, keys []string) int {
   tls_from = "aws-secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna-tls-AbCdEf",
   tls_client_ca_from = "aws-secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna-client-ca-AbCdEf",
   users_from = "aws-secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:luna-users-AbCdEf" }))`,
-		q(filepath.Join(repoRoot(), "terraform/modules/aws-asg/user-data.sh.tftpl")), q(filepath.Join(repoRoot(), "scripts/startup-aws-asg.sh")),
+		q(filepath.Join(testenv.RepoRoot(), "terraform/modules/aws-asg/user-data.sh.tftpl")), q(filepath.Join(testenv.RepoRoot(), "scripts/startup-aws-asg.sh")),
 		q(sqlFile), q(strings.Join(keys, "\n")))
 	// The console reads one expression a line.
 	expr = strings.ReplaceAll(expr, "\n  ", " ")
@@ -93,7 +95,7 @@ func printable(n int, seed int64) string {
 // in EC2's 16384 bytes, and 16 KiB of incompressible SQL does not, so the
 // precondition refuses it.
 func TestAWSUserDataFits(t *testing.T) {
-	typical, err := os.ReadFile(filepath.Join(repoRoot(), "deploy/aws/testdata/typical.sql"))
+	typical, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "deploy/aws/testdata/typical.sql"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 // module is a parsed Terraform module: its blocks with the source they came
@@ -30,7 +32,7 @@ type module struct {
 
 func parseModule(t *testing.T, rel string) *module {
 	t.Helper()
-	dir := filepath.Join(repoRoot(), rel)
+	dir := filepath.Join(testenv.RepoRoot(), rel)
 	files, err := filepath.Glob(filepath.Join(dir, "*.tf"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no .tf files in %s: %v", rel, err)
@@ -312,7 +314,7 @@ func dedupe(s []string) []string {
 
 func parseUserData(t *testing.T) hclsyntax.Expression {
 	t.Helper()
-	path := filepath.Join(repoRoot(), "terraform/modules/aws-asg/user-data.sh.tftpl")
+	path := filepath.Join(testenv.RepoRoot(), "terraform/modules/aws-asg/user-data.sh.tftpl")
 	src, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -614,7 +616,7 @@ func TestAWSStartupScriptWithoutComments(t *testing.T) {
 		}
 		return string(b)
 	}
-	a, b := definitions(filepath.Join(repoRoot(), "scripts/startup-aws-asg.sh")), definitions(stripped)
+	a, b := definitions(filepath.Join(testenv.RepoRoot(), "scripts/startup-aws-asg.sh")), definitions(stripped)
 	if a != b {
 		t.Errorf("without comments the startup script defines other functions")
 	}

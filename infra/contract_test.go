@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lunadb/luna/internal/testenv"
 	"github.com/lunadb/luna/packaging"
 )
 
@@ -26,7 +27,7 @@ func buildLuna(t *testing.T) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags=duckdb_arrow", "-o", out, "./cmd/luna")
-	cmd.Dir = repoRoot()
+	cmd.Dir = testenv.RepoRoot()
 	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building luna: %v\n%s", err, b)
@@ -242,7 +243,7 @@ func TestDeploymentContract(t *testing.T) {
 		"--health-host-port", health,
 		"--init-sql", dir)
 	srv.Env = cleanEnv()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	srv.Stdout, srv.Stderr = &logs, &logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

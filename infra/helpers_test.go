@@ -8,17 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
+	"github.com/lunadb/luna/internal/testenv"
+)
 
 var (
 	toolMu     sync.Mutex
@@ -41,7 +37,7 @@ func tool(t *testing.T, install, name string) string {
 	if p, ok := toolPaths[key]; ok {
 		return p
 	}
-	script := filepath.Join(repoRoot(), "scripts", "infra-tools.sh")
+	script := filepath.Join(testenv.RepoRoot(), "scripts", "infra-tools.sh")
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, script, "install", install).CombinedOutput(); err != nil {
@@ -133,7 +129,7 @@ func workspace(t *testing.T, paths ...string) string {
 	t.Helper()
 	dst := t.TempDir()
 	for _, p := range paths {
-		if err := copyPath(filepath.Join(repoRoot(), p), filepath.Join(dst, p)); err != nil {
+		if err := copyPath(filepath.Join(testenv.RepoRoot(), p), filepath.Join(dst, p)); err != nil {
 			t.Fatalf("copying %s: %v", p, err)
 		}
 	}
@@ -182,7 +178,7 @@ var startupScripts = []string{"scripts/startup-gcp-mig.sh", "scripts/startup-aws
 func needStartupScripts(t *testing.T) {
 	t.Helper()
 	for _, s := range startupScripts {
-		if _, err := os.Stat(filepath.Join(repoRoot(), s)); err != nil {
+		if _, err := os.Stat(filepath.Join(testenv.RepoRoot(), s)); err != nil {
 			t.Fatalf("the modules read %s, which is missing: %v", s, err)
 		}
 	}
@@ -190,27 +186,11 @@ func needStartupScripts(t *testing.T) {
 
 func readFile(t *testing.T, rel string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(), rel))
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), rel))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
 }
 
-// syncBuffer collects a process's output from its two pipes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// testenv.SyncBuffer collects a process's output from its two pipes.

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 // packerEnv points Packer at the locally built plugins and keeps its
@@ -24,7 +26,7 @@ func packerEnv(t *testing.T) (bin string, env []string) {
 
 func TestPackerFmt(t *testing.T) {
 	bin, env := packerEnv(t)
-	r := run(t, env, repoRoot(), bin, "fmt", "-check", "-diff", "packer")
+	r := run(t, env, testenv.RepoRoot(), bin, "fmt", "-check", "-diff", "packer")
 	if r.err != nil {
 		t.Fatalf("packer/ is not formatted (run packer fmt packer):\n%s", r)
 	}
@@ -103,7 +105,7 @@ func TestPackerRejectsBadInput(t *testing.T) {
 func TestPackerScriptsShellcheck(t *testing.T) {
 	sc := "shellcheck"
 	for _, s := range []string{"packer/provision.sh", "packer/cleanup.sh", "scripts/infra-tools.sh"} {
-		r := run(t, os.Environ(), repoRoot(), sc, s)
+		r := run(t, os.Environ(), testenv.RepoRoot(), sc, s)
 		if r.err != nil {
 			t.Errorf("shellcheck %s:\n%s", s, r)
 		}

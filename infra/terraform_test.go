@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 func tofu(t *testing.T) string { return tool(t, "tofu", "tofu") }
@@ -19,7 +21,7 @@ func TestTofuFmt(t *testing.T) {
 	if err := os.WriteFile(rc, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, cleanEnv("TF_CLI_CONFIG_FILE="+rc, "CHECKPOINT_DISABLE=1"), repoRoot(), bin, "fmt", "-check", "-recursive", "-diff", "terraform")
+	r := run(t, cleanEnv("TF_CLI_CONFIG_FILE="+rc, "CHECKPOINT_DISABLE=1"), testenv.RepoRoot(), bin, "fmt", "-check", "-recursive", "-diff", "terraform")
 	if r.err != nil {
 		t.Fatalf("terraform/ is not formatted (run tofu fmt -recursive terraform):\n%s", r)
 	}
@@ -42,7 +44,7 @@ func tofuInit(t *testing.T, root, dir string) string {
 // providerVersion is the version the mirror offers the google provider as.
 func providerVersion(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(repoRoot(), "scripts", "infra-tools.sh"), "path", "google-provider-version").Output()
+	out, err := exec.Command(filepath.Join(testenv.RepoRoot(), "scripts", "infra-tools.sh"), "path", "google-provider-version").Output()
 	if err != nil {
 		t.Fatalf("scripts/infra-tools.sh path google-provider-version: %v", err)
 	}
@@ -94,7 +96,7 @@ func TestTofuTestGCP(t *testing.T) {
 	}
 	// Every run block must have passed: count them in the files and in the
 	// summary, so a run that silently stops being executed is noticed.
-	files, err := filepath.Glob(filepath.Join(repoRoot(), dir, "tests", "*.tftest.hcl"))
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), dir, "tests", "*.tftest.hcl"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no test files in %s/tests: %v", dir, err)
 	}
@@ -120,11 +122,11 @@ func TestTofuTestGCP(t *testing.T) {
 // empty directory, so a configuration that needed a plugin would fail.
 func TestTflint(t *testing.T) {
 	bin := tool(t, "tflint", "tflint")
-	config := filepath.Join(repoRoot(), "terraform", ".tflint.hcl")
+	config := filepath.Join(testenv.RepoRoot(), "terraform", ".tflint.hcl")
 	env := cleanEnv("TFLINT_PLUGIN_DIR="+t.TempDir(), "CHECKPOINT_DISABLE=1")
 	for _, dir := range []string{"modules/gcp-mig", "modules/aws-asg", "examples/gcp", "examples/aws"} {
 		t.Run(strings.ReplaceAll(dir, "/", "_"), func(t *testing.T) {
-			r := run(t, env, repoRoot(), bin, "--chdir=terraform/"+dir, "--config="+config, "--format=compact", "--no-color")
+			r := run(t, env, testenv.RepoRoot(), bin, "--chdir=terraform/"+dir, "--config="+config, "--format=compact", "--no-color")
 			if r.err != nil || strings.TrimSpace(r.stdout) != "" {
 				t.Fatalf("tflint terraform/%s:\n%s", dir, r)
 			}
@@ -136,7 +138,7 @@ func TestTflint(t *testing.T) {
 // variable is reported.
 func TestTflintReportsFindings(t *testing.T) {
 	bin := tool(t, "tflint", "tflint")
-	config := filepath.Join(repoRoot(), "terraform", ".tflint.hcl")
+	config := filepath.Join(testenv.RepoRoot(), "terraform", ".tflint.hcl")
 	dir := t.TempDir()
 	src := "terraform {\n  required_version = \">= 1.8.0\"\n}\n\nvariable \"x\" {}\n"
 	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o644); err != nil {

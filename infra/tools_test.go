@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 func TestInfraToolsUsage(t *testing.T) {
-	script := filepath.Join(repoRoot(), "scripts", "infra-tools.sh")
+	script := filepath.Join(testenv.RepoRoot(), "scripts", "infra-tools.sh")
 	for _, c := range []struct {
 		args []string
 		want string
@@ -36,7 +38,7 @@ func TestInfraToolsWarmInstall(t *testing.T) {
 	for _, name := range []string{"tofu", "google-provider", "tflint", "packer", "packer-plugins"} {
 		tool(t, name, name)
 	}
-	script := filepath.Join(repoRoot(), "scripts", "infra-tools.sh")
+	script := filepath.Join(testenv.RepoRoot(), "scripts", "infra-tools.sh")
 	start := time.Now()
 	out, err := exec.Command(script, "install").CombinedOutput()
 	if err != nil {

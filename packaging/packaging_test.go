@@ -9,10 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 func TestDebianVersion(t *testing.T) {
@@ -66,11 +67,6 @@ func TestDebianVersionOrder(t *testing.T) {
 	}
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
-
 // fakeBinaries writes two small executables standing in for the server and
 // the client: the package builder only copies them.
 func fakeBinaries(t *testing.T) (string, string) {
@@ -86,7 +82,7 @@ func fakeBinaries(t *testing.T) (string, string) {
 func TestBuildErrors(t *testing.T) {
 	luna, lunactl := fakeBinaries(t)
 	out := t.TempDir()
-	good := Options{Version: "1.0.0", Luna: luna, Lunactl: lunactl, SourceDir: repoRoot(), OutDir: out}
+	good := Options{Version: "1.0.0", Luna: luna, Lunactl: lunactl, SourceDir: testenv.RepoRoot(), OutDir: out}
 	for _, tc := range []struct {
 		change func(*Options)
 		want   string
@@ -94,7 +90,7 @@ func TestBuildErrors(t *testing.T) {
 		{func(o *Options) { o.Version = "v1.0.0" }, `version "v1.0.0" is not a valid Debian version`},
 		{func(o *Options) { o.Version = "" }, "is not a valid Debian version"},
 		{func(o *Options) { o.Luna = filepath.Join(out, "missing") }, "luna binary: stat"},
-		{func(o *Options) { o.Lunactl = repoRoot() }, "lunactl binary " + repoRoot() + " is not an executable file"},
+		{func(o *Options) { o.Lunactl = testenv.RepoRoot() }, "lunactl binary " + testenv.RepoRoot() + " is not an executable file"},
 		{func(o *Options) { o.SourceDir = out }, "source directory " + out},
 		{func(o *Options) { o.OutDir = "" }, "no output directory"},
 	} {
@@ -118,7 +114,7 @@ func TestBuild(t *testing.T) {
 	luna, lunactl := fakeBinaries(t)
 	out := filepath.Join(t.TempDir(), "dist")
 	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	o := Options{Version: "1.2.3~rc1", Luna: luna, Lunactl: lunactl, SourceDir: repoRoot(), OutDir: out, MTime: mtime}
+	o := Options{Version: "1.2.3~rc1", Luna: luna, Lunactl: lunactl, SourceDir: testenv.RepoRoot(), OutDir: out, MTime: mtime}
 	deb, err := BuildDeb(o)
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +240,7 @@ func debControl(t *testing.T, deb string) string {
 // without one the placeholder does; a malformed one is refused.
 func TestMaintainer(t *testing.T) {
 	luna, lunactl := fakeBinaries(t)
-	o := Options{Version: "1.0.0", Luna: luna, Lunactl: lunactl, SourceDir: repoRoot(), OutDir: t.TempDir()}
+	o := Options{Version: "1.0.0", Luna: luna, Lunactl: lunactl, SourceDir: testenv.RepoRoot(), OutDir: t.TempDir()}
 	for maintainer, want := range map[string]string{"": DefaultMaintainer, "Jane Doe <jane@example.com>": "Jane Doe <jane@example.com>"} {
 		o.Maintainer = maintainer
 		deb, err := BuildDeb(o)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/internal/nspawn"
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 // The startup SQL of the appliance test: a statement that keeps DuckDB busy
@@ -161,7 +162,7 @@ func TestAppliance(t *testing.T) {
 // first when needed (about a minute or two).
 func applianceRootfs(t *testing.T) string {
 	t.Helper()
-	return nspawn.Rootfs(t, repoRoot())
+	return nspawn.Rootfs(t, testenv.RepoRoot())
 }
 
 // appliance is a throwaway copy of the root file system, booted with
@@ -199,9 +200,9 @@ func newAppliance(t *testing.T, rootfs, luna, lunactl string) *appliance {
 	installInto(t, a.Root, luna, lunactl, "--enable")
 	// What install.sh needs to run again inside, on the live system.
 	for src, dst := range map[string]string{
-		filepath.Join(repoRoot(), "scripts", "install.sh"):   "scripts/install.sh",
-		filepath.Join(repoRoot(), "systemd", "luna.service"): "systemd/luna.service",
-		filepath.Join(repoRoot(), "systemd", "luna.env"):     "systemd/luna.env",
+		filepath.Join(testenv.RepoRoot(), "scripts", "install.sh"):   "scripts/install.sh",
+		filepath.Join(testenv.RepoRoot(), "systemd", "luna.service"): "systemd/luna.service",
+		filepath.Join(testenv.RepoRoot(), "systemd", "luna.env"):     "systemd/luna.env",
 		luna:    "bin/luna",
 		lunactl: "bin/lunactl",
 	} {

@@ -7,12 +7,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/lunadb/luna/internal/nspawn"
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -21,16 +20,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
-
 // binaries builds bin/luna and bin/lunactl as shipped (no race detector: they
 // run inside the appliance) once per test binary and returns their paths.
 func binaries(t *testing.T) (luna, lunactl string) {
 	t.Helper()
-	return nspawn.Binaries(t, repoRoot())
+	return nspawn.Binaries(t, testenv.RepoRoot())
 }
 
 // needTools fails the test when a tool the tests rely on is missing: a

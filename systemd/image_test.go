@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/internal/nspawn"
+	"github.com/lunadb/luna/internal/testenv"
 	"github.com/lunadb/luna/packaging"
 )
 
@@ -29,8 +30,8 @@ func buildImage(t *testing.T, configure string, env ...string) *appliance {
 	_, lunactl := binaries(t)
 	a := newBareAppliance(t, lunactl, map[string]string{
 		debPath(t, debV1): "/root/pkg/luna.deb",
-		filepath.Join(repoRoot(), "packer", "provision.sh"): "/root/packer/provision.sh",
-		filepath.Join(repoRoot(), "packer", "cleanup.sh"):   "/root/packer/cleanup.sh",
+		filepath.Join(testenv.RepoRoot(), "packer", "provision.sh"): "/root/packer/provision.sh",
+		filepath.Join(testenv.RepoRoot(), "packer", "cleanup.sh"):   "/root/packer/cleanup.sh",
 	})
 	a.Write("usr/local/sbin/apt-get", `#!/bin/sh
 for a; do

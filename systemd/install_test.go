@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 // installInto runs scripts/install.sh --prefix root with the given binaries.
@@ -17,7 +19,7 @@ func installInto(t *testing.T, root, luna, lunactl string, extra ...string) stri
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	args := append([]string{"--prefix", root, "--bin", luna, "--lunactl", lunactl}, extra...)
-	stdout, stderr, err := run(ctx, repoRoot(), filepath.Join(repoRoot(), "scripts", "install.sh"), args...)
+	stdout, stderr, err := run(ctx, testenv.RepoRoot(), filepath.Join(testenv.RepoRoot(), "scripts", "install.sh"), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +30,7 @@ func TestInstall(t *testing.T) {
 	luna, lunactl := binaries(t)
 	root := t.TempDir()
 	src := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join(repoRoot(), "systemd", name))
+		b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "systemd", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +115,7 @@ func TestInstall(t *testing.T) {
 func TestInstallErrors(t *testing.T) {
 	luna, lunactl := binaries(t)
 	root := t.TempDir()
-	script := filepath.Join(repoRoot(), "scripts", "install.sh")
+	script := filepath.Join(testenv.RepoRoot(), "scripts", "install.sh")
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -126,7 +128,7 @@ func TestInstallErrors(t *testing.T) {
 		{[]string{"--prefix"}, "--prefix needs a value"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, stderr, err := run(ctx, repoRoot(), script, tc.args...)
+		_, stderr, err := run(ctx, testenv.RepoRoot(), script, tc.args...)
 		cancel()
 		if err == nil || !strings.Contains(stderr, tc.want) {
 			t.Errorf("install.sh %s: err %v, stderr %q; want a failure saying %q", strings.Join(tc.args, " "), err, stderr, tc.want)

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/lunadb/luna/internal/testenv"
 	"github.com/lunadb/luna/server/objstore/objstoretest"
 )
 
@@ -49,7 +50,7 @@ func releaseDir(t *testing.T) string {
 		buildDir := filepath.Dir(luna)
 		pkgTool = filepath.Join(buildDir, "luna-package")
 		cmd := exec.Command("go", "build", "-o", pkgTool, "./cmd/luna-package")
-		cmd.Dir = repoRoot()
+		cmd.Dir = testenv.RepoRoot()
 		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			debsErr = fmt.Errorf("go build ./cmd/luna-package: %v\n%s", err, out)
@@ -58,8 +59,8 @@ func releaseDir(t *testing.T) string {
 		debsDir = filepath.Join(buildDir, "dist")
 		for _, c := range []struct{ cmd, version string }{{"release", describeV1}, {"deb", describeV2}} {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			_, _, err := run(ctx, repoRoot(), pkgTool, c.cmd, "-version", c.version,
-				"-luna", luna, "-lunactl", lunactl, "-source", repoRoot(), "-out", debsDir)
+			_, _, err := run(ctx, testenv.RepoRoot(), pkgTool, c.cmd, "-version", c.version,
+				"-luna", luna, "-lunactl", lunactl, "-source", testenv.RepoRoot(), "-out", debsDir)
 			cancel()
 			if err != nil {
 				debsErr = err

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/internal/nspawn"
+	"github.com/lunadb/luna/internal/testenv"
 	"github.com/lunadb/luna/server/objstore/objstoretest"
 )
 
@@ -101,11 +102,11 @@ func TestDebPackage(t *testing.T) {
 	for dst, src := range map[string]string{
 		"usr/bin/luna":                               luna,
 		"usr/bin/lunactl":                            lunactl,
-		"lib/systemd/system/luna.service":            filepath.Join(repoRoot(), "systemd", "luna.service"),
-		"etc/luna/luna.env":                          filepath.Join(repoRoot(), "systemd", "luna.env"),
-		"lib/systemd/system/luna-configure@.service": filepath.Join(repoRoot(), "systemd", "luna-configure@.service"),
-		"usr/lib/luna/startup-gcp-mig.sh":            filepath.Join(repoRoot(), "scripts", "startup-gcp-mig.sh"),
-		"usr/lib/luna/startup-aws-asg.sh":            filepath.Join(repoRoot(), "scripts", "startup-aws-asg.sh"),
+		"lib/systemd/system/luna.service":            filepath.Join(testenv.RepoRoot(), "systemd", "luna.service"),
+		"etc/luna/luna.env":                          filepath.Join(testenv.RepoRoot(), "systemd", "luna.env"),
+		"lib/systemd/system/luna-configure@.service": filepath.Join(testenv.RepoRoot(), "systemd", "luna-configure@.service"),
+		"usr/lib/luna/startup-gcp-mig.sh":            filepath.Join(testenv.RepoRoot(), "scripts", "startup-gcp-mig.sh"),
+		"usr/lib/luna/startup-aws-asg.sh":            filepath.Join(testenv.RepoRoot(), "scripts", "startup-aws-asg.sh"),
 	} {
 		if !sameFile(t, filepath.Join(x, dst), src) {
 			t.Errorf("%s in the package differs from %s", dst, src)
@@ -116,7 +117,7 @@ func TestDebPackage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		src, err := os.ReadFile(filepath.Join(repoRoot(), "packaging", "deb", script))
+		src, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "packaging", "deb", script))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,9 +180,9 @@ func TestReleaseTarball(t *testing.T) {
 	for rel, src := range map[string]string{
 		"bin/luna":             luna,
 		"bin/lunactl":          lunactl,
-		"systemd/luna.service": filepath.Join(repoRoot(), "systemd", "luna.service"),
-		"systemd/luna.env":     filepath.Join(repoRoot(), "systemd", "luna.env"),
-		"scripts/install.sh":   filepath.Join(repoRoot(), "scripts", "install.sh"),
+		"systemd/luna.service": filepath.Join(testenv.RepoRoot(), "systemd", "luna.service"),
+		"systemd/luna.env":     filepath.Join(testenv.RepoRoot(), "systemd", "luna.env"),
+		"scripts/install.sh":   filepath.Join(testenv.RepoRoot(), "scripts", "install.sh"),
 	} {
 		if !sameFile(t, filepath.Join(top, rel), src) {
 			t.Errorf("%s in the tarball differs from %s", rel, src)
@@ -214,8 +215,8 @@ func TestLunaPackageUsage(t *testing.T) {
 		{[]string{"deb", "-version", "v1.0.0", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"deb", "-bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"debian-version"}, 2, "want exactly one version argument"},
-		{[]string{"deb", "-version", "v1.0.0", "-luna", filepath.Join(out, "nope"), "-lunactl", lunactl, "-source", repoRoot(), "-out", out}, 1, "luna binary: stat"},
-		{[]string{"deb", "-version", "v1.0.0", "-luna", filepath.Join(repoRoot(), "systemd", "luna.env"), "-lunactl", lunactl, "-source", repoRoot(), "-out", out}, 1, "is not an executable file"},
+		{[]string{"deb", "-version", "v1.0.0", "-luna", filepath.Join(out, "nope"), "-lunactl", lunactl, "-source", testenv.RepoRoot(), "-out", out}, 1, "luna binary: stat"},
+		{[]string{"deb", "-version", "v1.0.0", "-luna", filepath.Join(testenv.RepoRoot(), "systemd", "luna.env"), "-lunactl", lunactl, "-source", testenv.RepoRoot(), "-out", out}, 1, "is not an executable file"},
 		{[]string{"release", "-version", "v1.0.0", "-luna", luna, "-lunactl", lunactl, "-source", out, "-out", out}, 1, "source directory"},
 	} {
 		cmd := exec.Command(pkgTool, tc.args...)
@@ -249,7 +250,7 @@ func TestLunaPackageUsage(t *testing.T) {
 // (TestShellcheck covers scripts/, the startup scripts included).
 func TestMaintainerScriptsShellcheck(t *testing.T) {
 	needTools(t, "shellcheck")
-	scripts, err := filepath.Glob(filepath.Join(repoRoot(), "packaging", "deb", "*"))
+	scripts, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "packaging", "deb", "*"))
 	if err != nil || len(scripts) != 3 {
 		t.Fatalf("want postinst, prerm and postrm in packaging/deb, found %v (%v)", scripts, err)
 	}
@@ -264,7 +265,7 @@ func TestMaintainerScriptsShellcheck(t *testing.T) {
 // identical, since each must be a single file for user data and metadata.
 func TestStartupScriptsShareCode(t *testing.T) {
 	block := func(name string) string {
-		b, err := os.ReadFile(filepath.Join(repoRoot(), "scripts", name))
+		b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "scripts", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -641,7 +642,7 @@ func TestStartupGCP(t *testing.T) {
 	storage := objstoretest.StartRecorder(t, gcs.Host, nil)
 
 	a := newBareAppliance(t, lunactl, map[string]string{
-		filepath.Join(repoRoot(), "scripts", "startup-gcp-mig.sh"): "/root/startup-gcp-mig.sh",
+		filepath.Join(testenv.RepoRoot(), "scripts", "startup-gcp-mig.sh"): "/root/startup-gcp-mig.sh",
 	})
 	a.passwd = "gcp-Pa55-from-metadata-7f3a"
 	const token = "ya29.startup-test-token"
@@ -894,7 +895,7 @@ func TestStartupAWS(t *testing.T) {
 
 	script := "/root/startup-aws-asg.sh"
 	a := newBareAppliance(t, lunactl, map[string]string{
-		filepath.Join(repoRoot(), "scripts", "startup-aws-asg.sh"): script,
+		filepath.Join(testenv.RepoRoot(), "scripts", "startup-aws-asg.sh"): script,
 	})
 	a.passwd = passwd
 	// Stands in for the instance profile and the regional endpoint, which

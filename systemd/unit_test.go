@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/internal/nspawn"
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 const maxExposure = 2.5
@@ -27,7 +28,7 @@ const maxExposure = 2.5
 func TestUnitVerify(t *testing.T) {
 	needTools(t, "systemd-analyze")
 	luna, _ := binaries(t)
-	unit, err := os.ReadFile(filepath.Join(repoRoot(), "systemd", "luna.service"))
+	unit, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "systemd", "luna.service"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestUnitSecurity(t *testing.T) {
 	needTools(t, "systemd-analyze")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	unit := filepath.Join(repoRoot(), "systemd", "luna.service")
+	unit := filepath.Join(testenv.RepoRoot(), "systemd", "luna.service")
 	stdout, stderr, err := run(ctx, "", "systemd-analyze", "security", "--offline=yes", unit)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +90,7 @@ var envLineRE = regexp.MustCompile(`^(#?)(LUNA_[A-Z0-9_]+)=(.*)$`)
 
 func readEnvFile(t *testing.T) []envLine {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot(), "systemd", "luna.env"))
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "systemd", "luna.env"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func unquote(v string) string {
 // TestShellcheck lints every script.
 func TestShellcheck(t *testing.T) {
 	needTools(t, "shellcheck")
-	scripts, err := filepath.Glob(filepath.Join(repoRoot(), "scripts", "*.sh"))
+	scripts, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "scripts", "*.sh"))
 	if err != nil || len(scripts) == 0 {
 		t.Fatalf("no scripts found: %v", err)
 	}

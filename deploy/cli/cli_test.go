@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -24,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/lunadb/luna/deploy/internal/cloudfake"
 	"github.com/lunadb/luna/deploy/internal/sshtest"
+	"github.com/lunadb/luna/internal/testenv"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 	"google.golang.org/api/option"
@@ -66,7 +66,7 @@ func (h *harness) run(stdin string, args ...string) result {
 
 func (h *harness) runCtx(ctx context.Context, stdin string, args ...string) result {
 	h.t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	code := Main(ctx, args, h.envFor(stdin, &stdout, &stderr))
 	return result{code, stdout.String(), stderr.String()}
 }
@@ -86,23 +86,6 @@ func (h *harness) envFor(stdin string, stdout, stderr io.Writer) Env {
 }
 
 func (h *harness) requests() int { return len(h.gcp.Requests()) + len(h.aws.Requests()) }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var gcpFlags = []string{"--project", "proj", "--region", "europe-west1"}
 
@@ -475,7 +458,7 @@ func TestLogsFollowInterrupt(t *testing.T) {
 		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	done := make(chan int, 1)
 	args := append(append([]string{"mig", "logs", "--user", "root", "--follow"}, gcpFlags...), f.flags()...)
 	go func() { done <- Main(ctx, args, h.envFor("", &stdout, &stderr)) }()

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/lunadb/luna/deploy/internal/sshtest"
+	"github.com/lunadb/luna/internal/testenv"
 	"google.golang.org/api/option"
 )
 
@@ -99,12 +100,12 @@ func newBlocker(t *testing.T, fake string, block func(r *http.Request, body []by
 }
 
 // child starts the command line in a child process.
-func child(t *testing.T, gcpURL, awsURL string, args ...string) (*exec.Cmd, *syncBuffer) {
+func child(t *testing.T, gcpURL, awsURL string, args ...string) (*exec.Cmd, *testenv.SyncBuffer) {
 	t.Helper()
 	a, _ := json.Marshal(args)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1", childArgsEnv+"="+string(a), childGCPEnv+"="+gcpURL, childAWSEnv+"="+awsURL)
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

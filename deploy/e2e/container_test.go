@@ -12,13 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lunadb/luna/internal/nspawn"
+	"github.com/lunadb/luna/internal/testenv"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -29,16 +29,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
-}
-
 // binaries builds bin/luna and bin/lunactl as shipped (they run inside the
 // containers) once per test binary.
 func binaries(t *testing.T) (luna, lunactl string) {
 	t.Helper()
-	return nspawn.Binaries(t, repoRoot())
+	return nspawn.Binaries(t, testenv.RepoRoot())
 }
 
 // needs fails (rather than skips: a skipped test would hide that nothing
@@ -57,7 +52,7 @@ func needs(t *testing.T) {
 
 func run(ctx context.Context, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = repoRoot()
+	cmd.Dir = testenv.RepoRoot()
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	if err := cmd.Run(); err != nil {
@@ -80,7 +75,7 @@ func freePort(t *testing.T) int {
 // curl and openssh-server), building it first when needed.
 func applianceRootfs(t *testing.T) string {
 	t.Helper()
-	dir := nspawn.Rootfs(t, repoRoot())
+	dir := nspawn.Rootfs(t, testenv.RepoRoot())
 	if _, err := os.Stat(filepath.Join(dir, "usr/sbin/sshd")); err != nil {
 		t.Fatalf("the appliance root file system %s holds no sshd: %v", dir, err)
 	}
@@ -183,7 +178,7 @@ func newContainer(t *testing.T, rootfs, luna, lunactl string, key clientKey, ip 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if _, err := run(ctx, filepath.Join(repoRoot(), "scripts", "install.sh"), "--prefix", c.Root, "--bin", luna, "--lunactl", lunactl, "--enable"); err != nil {
+	if _, err := run(ctx, filepath.Join(testenv.RepoRoot(), "scripts", "install.sh"), "--prefix", c.Root, "--bin", luna, "--lunactl", lunactl, "--enable"); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"LUNA_API_HOST_PORT", "LUNA_HEALTH_HOST_PORT"} {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/client"
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 var (
@@ -38,11 +38,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
 // binary builds ./cmd/<name> once per test binary: with the race detector
@@ -72,7 +67,7 @@ func binaryTags(tb testing.TB, name string, race bool, tags ...string) string {
 	}
 	args = append(args, "-o", out, "./cmd/"+name)
 	cmd := exec.Command("go", args...)
-	cmd.Dir = repoRoot()
+	cmd.Dir = testenv.RepoRoot()
 	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 	msg, err := cmd.CombinedOutput()
 	if err != nil {

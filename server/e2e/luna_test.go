@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/client"
+	"github.com/lunadb/luna/internal/testenv"
 	"github.com/lunadb/luna/server/config"
 )
 
@@ -231,7 +232,7 @@ func TestSIGTERMInterruptsQueryAfterDeadline(t *testing.T) {
 func TestLunactlWalkthrough(t *testing.T) {
 	p := startLuna(t, true, nil, "--passwd", "K6K8bvyD2u")
 	ctl := binary(t, "lunactl", false)
-	csv, err := filepath.Abs(filepath.Join(repoRoot(), "testdata", "customers-1000.csv"))
+	csv, err := filepath.Abs(filepath.Join(testenv.RepoRoot(), "testdata", "customers-1000.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/client"
+	"github.com/lunadb/luna/internal/testenv"
 	"github.com/lunadb/luna/server/objstore/objstoretest"
 )
 
@@ -61,7 +62,7 @@ func runXLSXWriter(t testing.TB, script, dir string, args ...string) []writtenBo
 	if err != nil {
 		t.Fatalf("node is required for the xlsx writer tests: %v", err)
 	}
-	path := filepath.Join(repoRoot(), "server", "e2e", "testdata", "xlsxwriters", script)
+	path := filepath.Join(testenv.RepoRoot(), "server", "e2e", "testdata", "xlsxwriters", script)
 	cmd := exec.Command(node, append([]string{path, dir}, args...)...)
 	// SheetJS's serial dates use the local zone: UTC makes them agree
 	// with the ISO text the scripts record.

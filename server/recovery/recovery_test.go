@@ -6,11 +6,12 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lunadb/luna/internal/testenv"
 )
 
 // newLog logs JSON into a buffer.
@@ -142,7 +143,7 @@ func TestPanicInThenIsRecovered(t *testing.T) {
 }
 
 func TestGoRecoversOnItsGoroutine(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	before := count("test-go")
 	Go(log, "test-go", "background work", func() { nilConversion() })
@@ -156,23 +157,6 @@ func TestGoRecoversOnItsGoroutine(t *testing.T) {
 	if got := count("test-go"); got != before+1 {
 		t.Fatalf("counted %v", got-before)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestFuncWrapsForErrgroup(t *testing.T) {

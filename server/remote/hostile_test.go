@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lunadb/luna/internal/testenv"
 	"github.com/lunadb/luna/server/objstore"
 )
 
@@ -43,7 +44,7 @@ func TestHostileKeysStayInTheView(t *testing.T) {
 	b.put("data/ok.csv", "n\n1\n")
 	b.put("data/sub/ok2.csv", "n\n2\n")
 	b.put("data/folder/", "") // a console's folder marker: skipped quietly
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	r, err := New(Options{CacheDir: cacheDir, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Open: func(context.Context, Location, *Secret) (objstore.Bucket, error) { return b, nil }})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lunadb/luna/internal/testenv"
 	"github.com/lunadb/luna/server/objstore"
 	"github.com/lunadb/luna/server/sqltext"
 )
@@ -413,7 +414,7 @@ func TestLargeTransfersLogProgress(t *testing.T) {
 		b.put(fmt.Sprintf("p/%d.csv", i), strings.Repeat("x", 1000))
 	}
 	b.delay = 60 * time.Millisecond
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	r, err := New(Options{CacheDir: t.TempDir(), Workers: 2, ProgressInterval: 40 * time.Millisecond,
 		Log:  slog.New(slog.NewTextHandler(&logs, nil)),
 		Open: func(ctx context.Context, loc Location, sec *Secret) (objstore.Bucket, error) { return b, nil }})
@@ -447,23 +448,6 @@ func TestLargeTransfersLogProgress(t *testing.T) {
 	if n := b.downloads - before; n > 4 {
 		t.Fatalf("%d downloads started after cancellation (2 workers, 90ms of 60ms downloads)", n)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 func TestViewsOverObjectsAreRefusedBeforeDownloading(t *testing.T) {

@@ -1,7 +1,6 @@
 package tlsconf
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
@@ -9,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lunadb/luna/internal/testenv"
 	"github.com/lunadb/luna/internal/testpki"
 )
 
@@ -22,23 +21,6 @@ func issue(t *testing.T, ca *testpki.CA, serial int64) (certPEM, keyPEM []byte) 
 	t.Helper()
 	c := ca.Server(t, "x", serial, time.Now().Add(time.Duration(serial)*time.Hour), "localhost")
 	return c.CertPEM, c.KeyPEM
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // handshake connects a client trusting ca to a server using cfg over
@@ -87,7 +69,7 @@ func TestReloadKeepsTheOldPairOnErrors(t *testing.T) {
 	c, k := issue(t, ca, 1)
 	testpki.WriteFile(t, cf, c)
 	testpki.WriteFile(t, kf, k)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	st, err := Load(Options{CertFile: cf, KeyFile: kf, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +122,7 @@ func TestPollNoticesReplacedFiles(t *testing.T) {
 	f := filepath.Join(dir, "server.pem")
 	c, k := issue(t, ca, 1)
 	testpki.WriteFile(t, f, append(c, k...))
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	st, err := Load(Options{CertFile: f, KeyFile: f, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

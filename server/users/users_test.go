@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lunadb/luna/internal/testenv"
 	"github.com/lunadb/luna/server/access"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -223,30 +223,13 @@ func TestReloadKeepsUsersOnError(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func TestWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	path := filepath.Join(t.TempDir(), "users")
 	h := hash(t, "pw", bcrypt.MinCost)
 	writeUsers(t, path, "alice:"+h+":read")
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	s, err := OpenFile(ctx, path, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
