@@ -163,7 +163,7 @@ func New(db *engine.DB, opts Options, log *slog.Logger) *Server {
 		opts.MaxRequestBytes = wire.DefaultMaxRequestBytes
 	}
 	if opts.BatchRows <= 0 {
-		opts.BatchRows = 2048
+		opts.BatchRows = wire.DefaultBatchRows
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

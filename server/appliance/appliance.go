@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,26 +121,16 @@ func Run(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 
 	var resolver *remote.Resolver
 	if cfg.ObjectStore == "native" {
-		dir := cfg.ObjectCacheDir
-		switch {
-		case dir != "":
-		case cfg.DBHomeDir != "":
-			dir = filepath.Join(cfg.DBHomeDir, "object-cache")
-		default:
-			// A fresh private directory: a predictable name in a shared
-			// temp directory could be made beforehand by another user.
+		dir := cfg.CacheDir()
+		if dir == "" {
 			dir, err = os.MkdirTemp("", "luna-object-cache-")
 			if err != nil {
 				return fmt.Errorf("creating the object cache directory: %w", err)
 			}
 			defer os.RemoveAll(dir)
 		}
-		secretDir := ""
-		if cfg.DBHomeDir != "" {
-			secretDir = filepath.Join(cfg.DBHomeDir, "stored_secrets")
-		}
 		resolver, err = remote.New(remote.Options{CacheDir: dir, CacheMaxBytes: int64(cfg.ObjectCacheMaxBytes),
-			SecretDir: secretDir, Log: log})
+			SecretDir: cfg.SecretDir(), Log: log})
 		if err != nil {
 			return err
 		}

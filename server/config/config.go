@@ -12,11 +12,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lunadb/luna/server/wire"
 )
 
 // Config is the parsed server configuration.
@@ -91,15 +94,38 @@ type Config struct {
 	FromEnv map[string]bool
 }
 
+// CacheDir is where downloaded objects are kept: --object-cache-dir, else
+// object-cache under --db-home-dir. It is "" with neither, and the server
+// then makes a fresh private temporary directory (a predictable name in a
+// shared temporary directory could be made beforehand by another user).
+func (c Config) CacheDir() string {
+	switch {
+	case c.ObjectCacheDir != "":
+		return c.ObjectCacheDir
+	case c.DBHomeDir != "":
+		return filepath.Join(c.DBHomeDir, "object-cache")
+	}
+	return ""
+}
+
+// SecretDir is where Luna keeps persistent secrets for object URLs:
+// stored_secrets under --db-home-dir; "" (none persist) without one.
+func (c Config) SecretDir() string {
+	if c.DBHomeDir == "" {
+		return ""
+	}
+	return filepath.Join(c.DBHomeDir, "stored_secrets")
+}
+
 // Defaults returns the configuration with no flag or variable set.
 func Defaults() Config {
 	return Config{
 		APIHostPort:     "0.0.0.0:7688",
-		MaxRequestBytes: 64 << 20,
+		MaxRequestBytes: wire.DefaultMaxRequestBytes,
 		ShutdownTimeout: 30 * time.Second,
 		AuthTimeout:     10 * time.Second,
 		WriteTimeout:    time.Minute,
-		BatchRows:       2048,
+		BatchRows:       wire.DefaultBatchRows,
 		LogLevel:        "info",
 		LogFormat:       "text",
 		PasswdTimeout:   2 * time.Minute,

@@ -151,3 +151,23 @@ func TestMaxConcurrentQueries(t *testing.T) {
 		t.Fatalf("env: %d, %v; want 2 from the environment", c.MaxConcurrentQueries, err)
 	}
 }
+
+func TestDerivedDirectories(t *testing.T) {
+	for _, c := range []struct {
+		cache, home      string
+		wantCache, wantS string
+	}{
+		{"", "", "", ""},
+		{"", "/var/lib/luna", "/var/lib/luna/object-cache", "/var/lib/luna/stored_secrets"},
+		{"/cache", "/var/lib/luna", "/cache", "/var/lib/luna/stored_secrets"},
+		{"/cache", "", "/cache", ""},
+	} {
+		cfg := Config{ObjectCacheDir: c.cache, DBHomeDir: c.home}
+		if got := cfg.CacheDir(); got != c.wantCache {
+			t.Errorf("%+v: CacheDir %q, want %q", c, got, c.wantCache)
+		}
+		if got := cfg.SecretDir(); got != c.wantS {
+			t.Errorf("%+v: SecretDir %q, want %q", c, got, c.wantS)
+		}
+	}
+}

@@ -68,6 +68,10 @@ func (r Request) Prefix() string {
 // DefaultMaxRequestBytes is the default cap on a command's <len>.
 const DefaultMaxRequestBytes = 64 << 20
 
+// DefaultBatchRows is how many rows the server joins into each record
+// batch it writes by default: DuckDB's own chunk size.
+const DefaultBatchRows = 2048
+
 // maxAuthLine caps an AUTH line; passwords are short.
 const maxAuthLine = 4096
 
