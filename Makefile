@@ -35,8 +35,8 @@ test: lint-check
 
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -tags=$(TAGS) -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./server/wire/
-	$(GO) test -tags=$(TAGS) -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./server/wire/
+	$(GO) test -tags=$(TAGS) -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./wire/
+	$(GO) test -tags=$(TAGS) -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./wire/
 	$(GO) test -tags=$(TAGS) -run '^$$' -fuzz FuzzKeyPath -fuzztime $(FUZZTIME) ./server/remote/
 	$(GO) test -tags=$(TAGS) -run '^$$' -fuzz FuzzRedact -fuzztime $(FUZZTIME) ./server/sqltext/
 

@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/lunadb/luna/wire"
 )
 
 var intSchema = arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
@@ -53,7 +55,7 @@ func statusStream(t *testing.T, input, msg string, marked bool) []byte {
 	t.Helper()
 	var md *arrow.Metadata
 	if marked {
-		m := arrow.NewMetadata([]string{statusMetaKey}, []string{"1"})
+		m := arrow.NewMetadata([]string{wire.StatusMetadataKey}, []string{"1"})
 		md = &m
 	}
 	schema := arrow.NewSchema([]arrow.Field{

@@ -13,6 +13,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"github.com/lunadb/luna/wire"
 )
 
 const (
@@ -20,16 +22,13 @@ const (
 	// marker and the server's abort marker.
 	continuationToken = 0xFFFFFFFF
 
-	// statusMetaKey marks a status table in the schema metadata.
-	statusMetaKey = "luna.status"
-
 	// maxAbortMessage caps how much of an abort message is kept, since its
 	// length comes from the wire.
 	maxAbortMessage = 1 << 20
 )
 
 // abortMagic follows the 8-byte header of an abort marker.
-var abortMagic = []byte("LUNA\x00ERR")
+var abortMagic = []byte(wire.AbortMagic)
 
 // streamReader is an ipc.MessageReader for one response on a connection. It
 // looks at each message boundary before arrow does, so that it can spot the
@@ -175,7 +174,7 @@ func endError(rdr *ipc.Reader, sr *streamReader) error {
 // isStatusTable reports whether schema is a status table: marked by
 // metadata, or, for servers that predate the marker, shaped exactly like one.
 func isStatusTable(schema *arrow.Schema) bool {
-	if schema.Metadata().FindKey(statusMetaKey) >= 0 {
+	if schema.Metadata().FindKey(wire.StatusMetadataKey) >= 0 {
 		return true
 	}
 	if schema.NumFields() != 2 {
@@ -198,7 +197,7 @@ func readStatus(rdr *ipc.Reader, sr *streamReader, input string) (status, err er
 		}
 		for i := range int(rec.NumRows()) {
 			msg, ok := stringAt(errCol, i)
-			if !ok || msg == "OK" {
+			if !ok || msg == wire.OK {
 				continue
 			}
 			in, ok := stringAt(inCol, i)

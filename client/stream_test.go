@@ -9,6 +9,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/lunadb/luna/wire"
 )
 
 // readAll reads one response from br and returns its int values.
@@ -108,7 +110,7 @@ func TestStreamCutMidMessage(t *testing.T) {
 
 func TestIsStatusTable(t *testing.T) {
 	str, i64 := arrow.BinaryTypes.String, arrow.PrimitiveTypes.Int64
-	marked := arrow.NewMetadata([]string{statusMetaKey}, []string{"1"})
+	marked := arrow.NewMetadata([]string{wire.StatusMetadataKey}, []string{"1"})
 	tests := []struct {
 		name   string
 		fields []arrow.Field

@@ -26,7 +26,7 @@ import (
 	"github.com/lunadb/luna/server/admission"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/remote"
-	"github.com/lunadb/luna/server/wire"
+	"github.com/lunadb/luna/wire"
 )
 
 // Options are the server's tunables. Zero values mean "no limit" or the

@@ -23,7 +23,7 @@ import (
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/recovery"
 	"github.com/lunadb/luna/server/remote"
-	"github.com/lunadb/luna/server/wire"
+	"github.com/lunadb/luna/wire"
 )
 
 var errTooManyFiles = syscall.EMFILE

@@ -19,7 +19,7 @@ import (
 	"github.com/lunadb/luna/server/access"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/sqltext"
-	"github.com/lunadb/luna/server/wire"
+	"github.com/lunadb/luna/wire"
 )
 
 // Session states as luna_sessions() shows them.

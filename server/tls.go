@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/lunadb/luna/server/wire"
+	"github.com/lunadb/luna/wire"
 )
 
 // tlsRecordHandshake starts every TLS ClientHello (a handshake record); no

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lunadb/luna/server/wire"
+	"github.com/lunadb/luna/wire"
 )
 
 // Config is the parsed server configuration.

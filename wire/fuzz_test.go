@@ -1,8 +1,6 @@
 package wire
 
 import (
-	"github.com/lunadb/luna/client"
-
 	"bytes"
 	"errors"
 	"io"
@@ -44,11 +42,11 @@ func FuzzReader(f *testing.F) {
 			}
 			switch req.Kind {
 			case Exec:
-				again = client.AppendRequest(again, "x:", req.Text)
+				again = AppendRequest(again, "x:", req.Text)
 			case Query:
-				again = client.AppendRequest(again, "q:", req.Text)
+				again = AppendRequest(again, "q:", req.Text)
 			case Unknown:
-				again = client.AppendRequest(again, "", req.Text)
+				again = AppendRequest(again, "", req.Text)
 			case Auth:
 				again = append(append(append(again, "AUTH "...), req.Text...), "\r\n"...)
 			}
@@ -69,7 +67,7 @@ func FuzzRoundTrip(f *testing.F) {
 		if exec {
 			prefix, kind = "x:", Exec
 		}
-		in := client.AppendRequest(nil, prefix, stmt)
+		in := AppendRequest(nil, prefix, stmt)
 		req, err := NewReader(bytes.NewReader(in), len(in)).Next()
 		if err != nil || req.Kind != kind || req.Text != stmt {
 			t.Fatalf("got %+v, %v", req, err)

@@ -1,6 +1,8 @@
-// Package wire is Luna's TCP protocol: the request parser, and the Arrow IPC
+// Package wire is Luna's TCP protocol, both ends of it: framing requests
+// (AppendRequest, AppendAuth) and parsing them (Reader), and the Arrow IPC
 // streams that answer every request (status tables, query results and the
-// abort marker). It knows nothing of DuckDB.
+// abort marker) with the conventions a client reads them by. It knows
+// nothing of DuckDB and needs no cgo; the server and the client import it.
 //
 // A request is either a length-framed command,
 //

@@ -1,8 +1,6 @@
 package wire
 
 import (
-	"github.com/lunadb/luna/client"
-
 	"bytes"
 	"errors"
 	"io"
@@ -57,7 +55,7 @@ func TestTextMayHoldFramingBytes(t *testing.T) {
 	}
 	var in []byte
 	for _, s := range stmts {
-		in = client.AppendRequest(in, "q:", s)
+		in = AppendRequest(in, "q:", s)
 	}
 	reqs, err := readAll(t, string(in), 0)
 	if err != io.EOF || len(reqs) != len(stmts) {
@@ -136,7 +134,7 @@ func TestAuthPasswordMayHoldSpaces(t *testing.T) {
 func TestFiftyPipelined(t *testing.T) {
 	var in []byte
 	for i := range 50 {
-		in = client.AppendRequest(in, "q:", strings.Repeat("x", i))
+		in = AppendRequest(in, "q:", strings.Repeat("x", i))
 	}
 	r := NewReader(bytes.NewReader(in), 0)
 	for i := range 50 {
@@ -175,7 +173,7 @@ func TestSetLimitRefusesOnTheLengthAlone(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	// Raised again, the same reader takes large requests.
-	in := client.AppendRequest(nil, "x:", strings.Repeat("s", 5000))
+	in := AppendRequest(nil, "x:", strings.Repeat("s", 5000))
 	r = NewReader(bytes.NewReader(in), 0)
 	r.SetLimit(PreAuthMaxBytes, "before AUTH")
 	r.SetLimit(DefaultMaxRequestBytes, "(--max-request-bytes)")
