@@ -13,6 +13,7 @@ import (
 	"github.com/lunadb/luna/server/admission"
 	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/recovery"
+	"github.com/lunadb/luna/server/sqlerror"
 	"github.com/lunadb/luna/server/sqltext"
 )
 
@@ -212,20 +213,14 @@ func hasCause(err error) bool {
 	return false
 }
 
-// duckdbClass is the class a DuckDB error message starts with: "Catalog
-// Error: …" is catalog, "Invalid Input Error: …" invalid_input.
+// duckdbClass is the query log's name for the class of an error message:
+// "Catalog Error: …" is catalog, "Invalid Input Error: …" invalid_input.
 func duckdbClass(msg string) string {
-	i := strings.Index(msg, " Error: ")
-	if i <= 0 || i > 40 {
+	c := sqlerror.ClassOf(msg)
+	if c == "" {
 		return "error"
 	}
-	head := msg[:i]
-	for _, r := range head {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == ' ') {
-			return "error"
-		}
-	}
-	return strings.ReplaceAll(strings.ToLower(head), " ", "_")
+	return strings.ReplaceAll(strings.ToLower(c), " ", "_")
 }
 
 // noteStatement adds the type of one statement of a request run on its

@@ -136,5 +136,5 @@ func inflatedSize(codec string, block io.Reader, size int64) (int64, error) {
 		}
 		return n, err
 	}
-	return 0, fmt.Errorf("Avro codec %q is not supported", codec)
+	return 0, fmt.Errorf("unsupported Avro codec %q", codec)
 }

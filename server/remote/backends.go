@@ -10,6 +10,7 @@ import (
 	"github.com/lunadb/luna/server/objstore/abs"
 	"github.com/lunadb/luna/server/objstore/gcs"
 	"github.com/lunadb/luna/server/objstore/s3"
+	"github.com/lunadb/luna/server/sqlerror"
 )
 
 // gcsInteropEndpoint is GCS's S3-compatible XML API, which takes HMAC keys.
@@ -41,7 +42,7 @@ func openBucket(ctx context.Context, loc Location, sec *Secret) (objstore.Bucket
 		if loc.Scheme == R2 && sec == nil {
 			// Cloudflare is not the machine's cloud: without a secret
 			// there is neither an endpoint nor an identity for it.
-			return nil, fmt.Errorf("Invalid Input Error: %s needs an r2 secret (ACCOUNT_ID, KEY_ID, SECRET)", loc.URL)
+			return nil, sqlerror.Errorf(sqlerror.InvalidInput, "%s needs an r2 secret (ACCOUNT_ID, KEY_ID, SECRET)", loc.URL)
 		}
 		cfg := s3Config(loc.Bucket, opt, chain)
 		if loc.Scheme == R2 && cfg.Endpoint == "" {
@@ -70,7 +71,7 @@ func openBucket(ctx context.Context, loc Location, sec *Secret) (objstore.Bucket
 		// The machine's identity speaks Google's own API at Google's own
 		// endpoint; an OAuth token must not go anywhere else.
 		if ep := opt("ENDPOINT"); ep != "" && !isGCSEndpoint(ep) {
-			return nil, fmt.Errorf("Invalid Input Error: a gcs secret with PROVIDER credential_chain reaches %s only; give HMAC keys (KEY_ID, SECRET) for ENDPOINT %s", gcsInteropEndpoint, ep)
+			return nil, sqlerror.Errorf(sqlerror.InvalidInput, "a gcs secret with PROVIDER credential_chain reaches %s only; give HMAC keys (KEY_ID, SECRET) for ENDPOINT %s", gcsInteropEndpoint, ep)
 		}
 		return gcs.New(ctx, gcs.Config{Bucket: loc.Bucket})
 	case Azure:

@@ -2,9 +2,9 @@ package remote
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
+	"github.com/lunadb/luna/server/sqlerror"
 	"github.com/lunadb/luna/server/sqltext"
 )
 
@@ -66,7 +66,7 @@ func (s *Statement) copyFromXLSX(ctx context.Context, stmt string, toks []sqltex
 	c := call{name: "COPY FROM xlsx", named: map[string]arg{}}
 	for _, o := range opts {
 		if len(o) < 2 || o[0].Kind != sqltext.Word {
-			return "", fmt.Errorf("Binder Error: COPY FROM xlsx: cannot read option %s", tokText(stmt, o))
+			return "", sqlerror.Errorf(sqlerror.Binder, "COPY FROM xlsx: cannot read option %s", tokText(stmt, o))
 		}
 		key := strings.ToLower(o[0].Value)
 		v, ok := literalArg(stmt, o[1:])
@@ -74,7 +74,7 @@ func (s *Statement) copyFromXLSX(ctx context.Context, stmt string, toks []sqltex
 			v, ok = arg{text: o[1].Value}, true
 		}
 		if !ok {
-			return "", fmt.Errorf("Binder Error: COPY FROM xlsx: %s must be a literal, got %s", strings.ToUpper(key), tokText(stmt, o[1:]))
+			return "", sqlerror.Errorf(sqlerror.Binder, "COPY FROM xlsx: %s must be a literal, got %s", strings.ToUpper(key), tokText(stmt, o[1:]))
 		}
 		if key == "format" {
 			continue

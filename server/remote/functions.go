@@ -20,6 +20,7 @@ import (
 	"github.com/lunadb/luna/server/iceberg"
 	"github.com/lunadb/luna/server/objstore"
 	"github.com/lunadb/luna/server/recovery"
+	"github.com/lunadb/luna/server/sqlerror"
 	"github.com/lunadb/luna/server/sqltext"
 )
 
@@ -133,16 +134,16 @@ func parseCall(stmt string, toks []sqltext.Token, i int) (call, error) {
 	c := call{name: strings.ToLower(toks[i].Value), named: map[string]arg{}}
 	args, end, ok := splitGroup(toks, i+1)
 	if !ok {
-		return c, fmt.Errorf("Parser Error: %s( is not closed", c.name)
+		return c, sqlerror.Errorf(sqlerror.Parser, "%s( is not closed", c.name)
 	}
 	c.end = end
 	if len(args) == 0 || len(args[0]) != 1 || args[0][0].Kind != sqltext.String {
-		return c, fmt.Errorf("Binder Error: %s: the first argument must be the path as a string literal", c.name)
+		return c, sqlerror.Errorf(sqlerror.Binder, "%s: the first argument must be the path as a string literal", c.name)
 	}
 	c.path = args[0][0].Value
 	for _, a := range args[1:] {
 		if len(a) < 3 || a[0].Kind != sqltext.Word {
-			return c, fmt.Errorf("Binder Error: %s: expected name = value, got %s", c.name, tokText(stmt, a))
+			return c, sqlerror.Errorf(sqlerror.Binder, "%s: expected name = value, got %s", c.name, tokText(stmt, a))
 		}
 		key := strings.ToLower(a[0].Value)
 		k := 1
@@ -155,14 +156,14 @@ func parseCall(stmt string, toks []sqltext.Token, i int) (call, error) {
 		case a[1].Value == ":" && a[2].Value == "=":
 			k = 3
 		default:
-			return c, fmt.Errorf("Binder Error: %s: expected name = value, got %s", c.name, tokText(stmt, a))
+			return c, sqlerror.Errorf(sqlerror.Binder, "%s: expected name = value, got %s", c.name, tokText(stmt, a))
 		}
 		v, ok := literalArg(stmt, a[k:])
 		if !ok {
-			return c, fmt.Errorf("Binder Error: %s: %s must be a literal, got %s", c.name, key, tokText(stmt, a[k:]))
+			return c, sqlerror.Errorf(sqlerror.Binder, "%s: %s must be a literal, got %s", c.name, key, tokText(stmt, a[k:]))
 		}
 		if _, dup := c.named[key]; dup {
-			return c, fmt.Errorf("Binder Error: %s: %s given twice", c.name, key)
+			return c, sqlerror.Errorf(sqlerror.Binder, "%s: %s given twice", c.name, key)
 		}
 		c.named[key] = v
 	}
@@ -221,12 +222,12 @@ func (a arg) boolean(fn, key string) (bool, error) {
 	case "false", "0", "f":
 		return false, nil
 	}
-	return false, fmt.Errorf("Binder Error: %s: %s must be a BOOLEAN, got '%s'", fn, key, a.text)
+	return false, sqlerror.Errorf(sqlerror.Binder, "%s: %s must be a BOOLEAN, got '%s'", fn, key, a.text)
 }
 
 func (a arg) str(fn, key string) (string, error) {
 	if !a.isString || a.cast != "" {
-		return "", fmt.Errorf("Binder Error: %s: %s must be a VARCHAR string, got %s", fn, key, a.text)
+		return "", sqlerror.Errorf(sqlerror.Binder, "%s: %s must be a VARCHAR string, got %s", fn, key, a.text)
 	}
 	return a.text, nil
 }
@@ -254,7 +255,7 @@ func xlsxOptions(c call) (excel.Options, error) {
 		case "empty_as_varchar":
 			o.EmptyAsVarchar, err = v.boolean(c.name, k)
 		default:
-			err = fmt.Errorf("Binder Error: %s: unknown parameter %s (supported: sheet, header, all_varchar, ignore_errors, range, stop_at_empty, empty_as_varchar)", c.name, k)
+			err = sqlerror.Errorf(sqlerror.Binder, "%s: unknown parameter %s (supported: sheet, header, all_varchar, ignore_errors, range, stop_at_empty, empty_as_varchar)", c.name, k)
 		}
 		if err != nil {
 			return o, err
@@ -292,7 +293,7 @@ func (s *Statement) readXLSX(ctx context.Context, p string, o excel.Options) (st
 	if strings.ContainsAny(local, "*?[") {
 		matches, err := filepath.Glob(local)
 		if err != nil || len(matches) == 0 {
-			return "", fmt.Errorf("IO Error: read_xlsx: no files found that match the pattern \"%s\"", p)
+			return "", sqlerror.Errorf(sqlerror.IO, "read_xlsx: no files found that match the pattern \"%s\"", p)
 		}
 		sort.Strings(matches)
 		local = matches[0]
@@ -304,7 +305,7 @@ func (s *Statement) readXLSX(ctx context.Context, p string, o excel.Options) (st
 	}
 	st, err := os.Stat(local)
 	if err != nil {
-		return "", fmt.Errorf("IO Error: read_xlsx: cannot open file \"%s\": %w", p, errors.Unwrap(err))
+		return "", sqlerror.Errorf(sqlerror.IO, "read_xlsx: cannot open file \"%s\": %w", p, errors.Unwrap(err))
 	}
 	converted, err := s.r.convertXLSX(ctx, local, st, p, o)
 	if err != nil {
@@ -316,7 +317,7 @@ func (s *Statement) readXLSX(ctx context.Context, p string, o excel.Options) (st
 	}
 	link := filepath.Join(view, fmt.Sprintf("xlsx-%d.parquet", s.r.seq.Add(1)))
 	if err := os.Link(converted, link); err != nil {
-		return "", fmt.Errorf("IO Error: read_xlsx: %w", err)
+		return "", sqlerror.Errorf(sqlerror.IO, "read_xlsx: %w", err)
 	}
 	return "read_parquet(" + sqltext.Quote(link) + ")", nil
 }
@@ -339,7 +340,7 @@ func (r *Resolver) convertXLSX(ctx context.Context, local string, st fs.FileInfo
 	}
 	dir := filepath.Join(r.cache.dir, "converted")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("IO Error: read_xlsx: %w", err)
+		return "", sqlerror.Errorf(sqlerror.IO, "read_xlsx: %w", err)
 	}
 	out := filepath.Join(dir, hashName("xlsx", id, o.Key())+".parquet")
 	now := time.Now()
@@ -348,7 +349,7 @@ func (r *Resolver) convertXLSX(ctx context.Context, local string, st fs.FileInfo
 	}
 	tmp, err := os.CreateTemp(dir, ".part-*")
 	if err != nil {
-		return "", fmt.Errorf("IO Error: read_xlsx: %w", err)
+		return "", sqlerror.Errorf(sqlerror.IO, "read_xlsx: %w", err)
 	}
 	tmp.Close()
 	start := time.Now()
@@ -357,13 +358,13 @@ func (r *Resolver) convertXLSX(ctx context.Context, local string, st fs.FileInfo
 		os.Remove(tmp.Name())
 		var xe *excel.Error
 		if errors.As(err, &xe) {
-			return "", fmt.Errorf("Invalid Input Error: %w", err)
+			return "", sqlerror.Errorf(sqlerror.InvalidInput, "%w", err)
 		}
 		return "", err
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		os.Remove(tmp.Name())
-		return "", fmt.Errorf("IO Error: read_xlsx: %w", err)
+		return "", sqlerror.Errorf(sqlerror.IO, "read_xlsx: %w", err)
 	}
 	r.opts.Log.Info("converted xlsx sheet", "file", name, "sheet", o.Sheet, "duration", time.Since(start).Round(time.Millisecond))
 	r.pruneConverted(dir)
@@ -420,7 +421,7 @@ func icebergOptions(c call) (iceberg.Options, error) {
 			var id uint64
 			id, err = strconv.ParseUint(v.text, 10, 64)
 			if err != nil || v.isString {
-				err = fmt.Errorf("Binder Error: %s: snapshot_from_id must be an integer, got %s", c.name, v.text)
+				err = sqlerror.Errorf(sqlerror.Binder, "%s: snapshot_from_id must be an integer, got %s", c.name, v.text)
 			}
 			n := int64(id)
 			o.SnapshotID = &n
@@ -428,11 +429,11 @@ func icebergOptions(c call) (iceberg.Options, error) {
 			var ts time.Time
 			ts, err = parseTimestamp(v.text)
 			if err != nil || !v.isString {
-				err = fmt.Errorf("Binder Error: %s: snapshot_from_timestamp must be a TIMESTAMP literal such as TIMESTAMP '2025-01-31 12:00:00', got %s", c.name, v.text)
+				err = sqlerror.Errorf(sqlerror.Binder, "%s: snapshot_from_timestamp must be a TIMESTAMP literal such as TIMESTAMP '2025-01-31 12:00:00', got %s", c.name, v.text)
 			}
 			o.SnapshotTime = &ts
 		default:
-			err = fmt.Errorf("Binder Error: %s: unknown parameter %s (supported: allow_moved_paths, metadata_compression_codec, version, version_name_format, snapshot_from_id, snapshot_from_timestamp)", c.name, k)
+			err = sqlerror.Errorf(sqlerror.Binder, "%s: unknown parameter %s (supported: allow_moved_paths, metadata_compression_codec, version, version_name_format, snapshot_from_id, snapshot_from_timestamp)", c.name, k)
 		}
 		if err != nil {
 			return o, err
@@ -483,10 +484,10 @@ func (s *Statement) iceberg(ctx context.Context, fn string, c call, filters []ic
 }
 
 func wrapIceberg(err error) error {
-	if err == nil || strings.Contains(err.Error(), " Error: ") {
+	if err == nil || sqlerror.Has(err) {
 		return err
 	}
-	return fmt.Errorf("Invalid Input Error: %w", err)
+	return sqlerror.Errorf(sqlerror.InvalidInput, "%w", err)
 }
 
 // icebergFilters finds the "column op literal" conjuncts of a WHERE
@@ -666,9 +667,9 @@ func (f tableFiles) LocalAll(ctx context.Context, uris []string) ([]string, erro
 		}
 		if _, err := os.Stat(p); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("IO Error: %s: %w", u, iceberg.ErrNotFound)
+				return nil, sqlerror.Errorf(sqlerror.IO, "%s: %w", u, iceberg.ErrNotFound)
 			}
-			return nil, fmt.Errorf("IO Error: %s: %w", u, err)
+			return nil, sqlerror.Errorf(sqlerror.IO, "%s: %w", u, err)
 		}
 		out[i] = p
 	}
@@ -727,7 +728,7 @@ func (s *Statement) fetchObjects(ctx context.Context, locs []Location) ([]string
 		}
 		listed, err := b.List(ctx, prefix)
 		if err != nil {
-			return nil, fmt.Errorf("IO Error: listing %s/%s: %w", k, prefix, err)
+			return nil, sqlerror.Errorf(sqlerror.IO, "listing %s/%s: %w", k, prefix, err)
 		}
 		byKey := make(map[string]objstore.Object, len(listed))
 		for _, o := range listed {
@@ -735,7 +736,7 @@ func (s *Statement) fetchObjects(ctx context.Context, locs []Location) ([]string
 		}
 		for _, i := range g.idx {
 			if _, ok := byKey[locs[i].Key]; !ok {
-				return nil, fmt.Errorf("IO Error: %s: %w", locs[i].URL, iceberg.ErrNotFound)
+				return nil, sqlerror.Errorf(sqlerror.IO, "%s: %w", locs[i].URL, iceberg.ErrNotFound)
 			}
 		}
 		// The statement depends on everything under the prefix (a table's
@@ -764,7 +765,7 @@ func (s *Statement) fetchObjects(ctx context.Context, locs []Location) ([]string
 			}))
 		}
 		if err := eg.Wait(); err != nil {
-			return nil, fmt.Errorf("IO Error: reading %s: %w", k, err)
+			return nil, sqlerror.Errorf(sqlerror.IO, "reading %s: %w", k, err)
 		}
 	}
 	return out, nil
@@ -811,7 +812,7 @@ func definesObject(toks []sqltext.Token) string {
 // keepsStatementFiles is the error for a view or macro (what) over files
 // Luna prepares for one statement (over).
 func keepsStatementFiles(what, over string) error {
-	return fmt.Errorf("Not implemented Error: a %s over %s would read local copies that last only for one statement; "+
+	return sqlerror.Errorf(sqlerror.NotImplemented, "a %s over %s would read local copies that last only for one statement; "+
 		"load the data with CREATE TABLE … AS instead (--watch-interval keeps such tables up to date)", what, over)
 }
 
@@ -886,7 +887,7 @@ func (s *Statement) stageXLSX(ctx context.Context, stmt string, toks []sqltext.T
 	wo := excel.WriteOptions{}
 	for _, o := range opts {
 		if len(o) < 2 || o[0].Kind != sqltext.Word {
-			return 0, "", fmt.Errorf("Binder Error: COPY TO xlsx: cannot read option %s", tokText(stmt, o))
+			return 0, "", sqlerror.Errorf(sqlerror.Binder, "COPY TO xlsx: cannot read option %s", tokText(stmt, o))
 		}
 		key := strings.ToUpper(o[0].Value)
 		v, ok := literalArg(stmt, o[1:])
@@ -894,7 +895,7 @@ func (s *Statement) stageXLSX(ctx context.Context, stmt string, toks []sqltext.T
 			v, ok = arg{text: o[1].Value}, true
 		}
 		if !ok {
-			return 0, "", fmt.Errorf("Binder Error: COPY TO xlsx: %s must be a literal, got %s", key, tokText(stmt, o[1:]))
+			return 0, "", sqlerror.Errorf(sqlerror.Binder, "COPY TO xlsx: %s must be a literal, got %s", key, tokText(stmt, o[1:]))
 		}
 		var err error
 		switch key {
@@ -904,7 +905,7 @@ func (s *Statement) stageXLSX(ctx context.Context, stmt string, toks []sqltext.T
 		case "SHEET":
 			wo.Sheet, err = v.str("COPY TO xlsx", key)
 		default:
-			err = fmt.Errorf("Binder Error: COPY TO xlsx: option %s is not supported (supported: FORMAT, HEADER, SHEET)", key)
+			err = sqlerror.Errorf(sqlerror.Binder, "COPY TO xlsx: option %s is not supported (supported: FORMAT, HEADER, SHEET)", key)
 		}
 		if err != nil {
 			return 0, "", err
@@ -923,7 +924,7 @@ func (s *Statement) stageXLSX(ctx context.Context, stmt string, toks []sqltext.T
 	}
 	dir := filepath.Join(s.r.cache.dir, "staging", fmt.Sprintf("xlsx-%d", s.r.seq.Add(1)))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, "", fmt.Errorf("IO Error: COPY TO xlsx: %w", err)
+		return 0, "", sqlerror.Errorf(sqlerror.IO, "COPY TO xlsx: %w", err)
 	}
 	staged := filepath.Join(dir, "result.parquet")
 	s.hooks = append(s.hooks, func(ctx context.Context, ok bool) error {
@@ -932,7 +933,7 @@ func (s *Statement) stageXLSX(ctx context.Context, stmt string, toks []sqltext.T
 			return nil
 		}
 		if err := excel.Write(ctx, staged, dest, wo); err != nil {
-			return fmt.Errorf("IO Error: %w", err)
+			return sqlerror.Errorf(sqlerror.IO, "%w", err)
 		}
 		return nil
 	})

@@ -2,9 +2,9 @@ package remote
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/lunadb/luna/server/fspolicy"
+	"github.com/lunadb/luna/server/sqlerror"
 )
 
 // Luna's own readers and writers (read_xlsx, COPY … TO '….xlsx',
@@ -32,7 +32,7 @@ func (r *Resolver) policy(ctx context.Context) (fspolicy.Policy, error) {
 	}
 	p, err := r.opts.FilePolicy(ctx)
 	if err != nil {
-		return p, fmt.Errorf("IO Error: %w", err)
+		return p, sqlerror.Errorf(sqlerror.IO, "%w", err)
 	}
 	return p, nil
 }

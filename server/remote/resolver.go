@@ -19,6 +19,7 @@ import (
 	"github.com/lunadb/luna/server/fspolicy"
 	"github.com/lunadb/luna/server/objstore"
 	"github.com/lunadb/luna/server/recovery"
+	"github.com/lunadb/luna/server/sqlerror"
 	"github.com/lunadb/luna/server/sqltext"
 )
 
@@ -314,7 +315,7 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, Source, er
 	}
 	listed, err := b.List(ctx, loc.Prefix())
 	if err != nil {
-		return "", src, fmt.Errorf("IO Error: listing %s: %w", loc.URL, err)
+		return "", src, sqlerror.Errorf(sqlerror.IO, "listing %s: %w", loc.URL, err)
 	}
 	objs := matching(loc, listed)
 	if loc.IsGlob() {
@@ -322,16 +323,16 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, Source, er
 	} else {
 		for _, o := range objs {
 			if err := checkKey(o.Key); err != nil {
-				return "", src, fmt.Errorf("Invalid Input Error: cannot read %s: %w", loc.URL, err)
+				return "", src, sqlerror.Errorf(sqlerror.InvalidInput, "cannot read %s: %w", loc.URL, err)
 			}
 		}
 	}
 	if len(objs) == 0 {
 		if loc.IsGlob() {
-			return "", src, fmt.Errorf("IO Error: No files found that match the pattern \"%s\"", loc.URL)
+			return "", src, sqlerror.Errorf(sqlerror.IO, "No files found that match the pattern \"%s\"", loc.URL)
 		}
 		r.cache.forget(loc.bucketURL() + "/" + loc.Key)
-		return "", src, fmt.Errorf("IO Error: No files found that match the pattern \"%s\"", loc.URL)
+		return "", src, sqlerror.Errorf(sqlerror.IO, "No files found that match the pattern \"%s\"", loc.URL)
 	}
 	view, err := s.viewDir()
 	if err != nil {
@@ -384,7 +385,7 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, Source, er
 		}))
 	}
 	if err := g.Wait(); err != nil {
-		return "", src, fmt.Errorf("IO Error: reading %s: %w", loc.URL, err)
+		return "", src, sqlerror.Errorf(sqlerror.IO, "reading %s: %w", loc.URL, err)
 	}
 	if st.Downloads > 0 {
 		r.opts.Log.Info("objects fetched", "url", loc.URL, "objects", len(objs), "downloaded", st.Downloads,
@@ -394,7 +395,7 @@ func (s *Statement) fetch(ctx context.Context, loc Location) (string, Source, er
 	// keys only, so it is a safe path too; checked all the same.
 	local, err := keyPath(root, loc.Key)
 	if err != nil {
-		return "", src, fmt.Errorf("Invalid Input Error: cannot read %s: %w", loc.URL, err)
+		return "", src, sqlerror.Errorf(sqlerror.InvalidInput, "cannot read %s: %w", loc.URL, err)
 	}
 	return local, src, nil
 }
@@ -433,7 +434,7 @@ func (s *Statement) stage(loc Location) (string, error) {
 	dir := filepath.Join(s.r.cache.dir, "staging", fmt.Sprint(s.r.seq.Add(1)))
 	name := path.Base(loc.Key)
 	if loc.Key == "" || name == "." || name == ".." || name == "/" {
-		return "", fmt.Errorf("Invalid Input Error: COPY TO needs an object key, got %s", loc.URL)
+		return "", sqlerror.Errorf(sqlerror.InvalidInput, "COPY TO needs an object key, got %s", loc.URL)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
@@ -502,7 +503,7 @@ func (r *Resolver) upload(ctx context.Context, u upload) error {
 		return nil // the statement wrote nothing
 	}
 	if err != nil {
-		return fmt.Errorf("IO Error: uploading to %s: %w", u.loc.URL, err)
+		return sqlerror.Errorf(sqlerror.IO, "uploading to %s: %w", u.loc.URL, err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Workers)
@@ -526,7 +527,7 @@ func (r *Resolver) upload(ctx context.Context, u upload) error {
 		}))
 	}
 	if err := g.Wait(); err != nil {
-		return fmt.Errorf("IO Error: uploading to %s: %w", u.loc.URL, err)
+		return sqlerror.Errorf(sqlerror.IO, "uploading to %s: %w", u.loc.URL, err)
 	}
 	r.opts.Log.Info("uploaded COPY output", "url", u.loc.URL, "files", len(files))
 	return nil
@@ -551,7 +552,7 @@ func (r *Resolver) bucket(ctx context.Context, loc Location) (objstore.Bucket, e
 	}
 	b, err := r.opts.Open(ctx, loc, sec)
 	if err != nil {
-		return nil, fmt.Errorf("IO Error: opening %s: %w", loc.bucketURL(), err)
+		return nil, sqlerror.Errorf(sqlerror.IO, "opening %s: %w", loc.bucketURL(), err)
 	}
 	r.mu.Lock()
 	r.buckets[key] = b

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/lunadb/luna/server/sqlerror"
 	"github.com/lunadb/luna/server/sqltext"
 )
 
@@ -133,7 +134,7 @@ func parseSecretStatement(toks []sqltext.Token) (st secretStatement, ok bool, er
 	}
 	for k := range opts {
 		if !knownOptions[k] {
-			return st, true, fmt.Errorf("Invalid Input Error: Unknown named parameter passed to CREATE SECRET: %s", strings.ToLower(k))
+			return st, true, sqlerror.Errorf(sqlerror.InvalidInput, "Unknown named parameter passed to CREATE SECRET: %s", strings.ToLower(k))
 		}
 	}
 	s := Secret{Name: st.secret.Name, Type: typ, Provider: strings.ToLower(opts["PROVIDER"]), Options: map[string]string{}, Persistent: persistent}
@@ -144,7 +145,7 @@ func parseSecretStatement(toks []sqltext.Token) (st secretStatement, ok bool, er
 		s.Provider = "config"
 	}
 	if s.Provider != "config" && s.Provider != "credential_chain" {
-		return st, true, fmt.Errorf("Invalid Input Error: Secret provider '%s' not found for type '%s'", s.Provider, typ)
+		return st, true, sqlerror.Errorf(sqlerror.InvalidInput, "Secret provider '%s' not found for type '%s'", s.Provider, typ)
 	}
 	if sc, ok := opts["SCOPE"]; ok {
 		s.Scope = strings.Split(sc, "\x00")
@@ -170,7 +171,7 @@ func parseOptions(toks []sqltext.Token) (map[string]string, error) {
 			return opts, nil
 		}
 		if toks[i].Kind != sqltext.Word {
-			return nil, fmt.Errorf("Parser Error: syntax error at or near %q in CREATE SECRET", toks[i].Value)
+			return nil, sqlerror.Errorf(sqlerror.Parser, "syntax error at or near %q in CREATE SECRET", toks[i].Value)
 		}
 		key := strings.ToUpper(toks[i].Value)
 		i++
@@ -190,10 +191,10 @@ func parseOptions(toks []sqltext.Token) (map[string]string, error) {
 		case t.Kind == sqltext.String || t.Kind == sqltext.Word || t.Kind == sqltext.Ident:
 			val = t.Value
 		default:
-			return nil, fmt.Errorf("Parser Error: syntax error at or near %q in CREATE SECRET", t.Value)
+			return nil, sqlerror.Errorf(sqlerror.Parser, "syntax error at or near %q in CREATE SECRET", t.Value)
 		}
 		if _, dup := opts[key]; dup {
-			return nil, fmt.Errorf("Binder Error: Duplicate named parameter %q in CREATE SECRET", strings.ToLower(key))
+			return nil, sqlerror.Errorf(sqlerror.Binder, "Duplicate named parameter %q in CREATE SECRET", strings.ToLower(key))
 		}
 		opts[key] = val
 		i++
@@ -201,7 +202,7 @@ func parseOptions(toks []sqltext.Token) (map[string]string, error) {
 			i++
 		}
 	}
-	return nil, fmt.Errorf("Parser Error: syntax error at end of input in CREATE SECRET")
+	return nil, sqlerror.Errorf(sqlerror.Parser, "syntax error at end of input in CREATE SECRET")
 }
 
 // apply carries out a CREATE or DROP SECRET.
@@ -214,7 +215,7 @@ func (s *Secrets) apply(st secretStatement) error {
 			if st.ifExists {
 				return nil
 			}
-			return fmt.Errorf("Invalid Input Error: Failed to remove non-existent secret with name '%s'", name)
+			return sqlerror.Errorf(sqlerror.InvalidInput, "Failed to remove non-existent secret with name '%s'", name)
 		}
 		if s.m[name].Persistent {
 			if err := s.unstore(name); err != nil {
@@ -228,7 +229,7 @@ func (s *Secrets) apply(st secretStatement) error {
 		if st.ifNotExst {
 			return nil
 		}
-		return fmt.Errorf("Invalid Input Error: Temporary secret with name '%s' already exists!", name)
+		return sqlerror.Errorf(sqlerror.InvalidInput, "Temporary secret with name '%s' already exists!", name)
 	}
 	sec := st.secret
 	if sec.Persistent {

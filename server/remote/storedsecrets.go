@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/lunadb/luna/server/sqlerror"
 )
 
 // Persistent secrets are one JSON file each in the secret directory,
@@ -66,18 +68,18 @@ func (s *Secrets) secretPath(name string) string {
 // store writes sec to its file, replacing any earlier one in one rename.
 func (s *Secrets) store(sec *Secret) error {
 	if s.dir == "" {
-		return fmt.Errorf("Invalid Input Error: PERSISTENT secret %q needs a directory to live in: start Luna with --db-home-dir (secrets go to its stored_secrets folder)", sec.Name)
+		return sqlerror.Errorf(sqlerror.InvalidInput, "PERSISTENT secret %q needs a directory to live in: start Luna with --db-home-dir (secrets go to its stored_secrets folder)", sec.Name)
 	}
 	data, err := json.Marshal(sec)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return fmt.Errorf("IO Error: storing secret %q: %w", sec.Name, err)
+		return sqlerror.Errorf(sqlerror.IO, "storing secret %q: %w", sec.Name, err)
 	}
 	tmp, err := os.CreateTemp(s.dir, ".tmp-*")
 	if err != nil {
-		return fmt.Errorf("IO Error: storing secret %q: %w", sec.Name, err)
+		return sqlerror.Errorf(sqlerror.IO, "storing secret %q: %w", sec.Name, err)
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(data)
@@ -91,7 +93,7 @@ func (s *Secrets) store(sec *Secret) error {
 		err = os.Rename(tmp.Name(), s.secretPath(sec.Name))
 	}
 	if err != nil {
-		return fmt.Errorf("IO Error: storing secret %q: %w", sec.Name, err)
+		return sqlerror.Errorf(sqlerror.IO, "storing secret %q: %w", sec.Name, err)
 	}
 	return nil
 }
@@ -99,7 +101,7 @@ func (s *Secrets) store(sec *Secret) error {
 // unstore removes a persistent secret's file.
 func (s *Secrets) unstore(name string) error {
 	if err := os.Remove(s.secretPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("IO Error: removing persistent secret %q: %w", name, err)
+		return sqlerror.Errorf(sqlerror.IO, "removing persistent secret %q: %w", name, err)
 	}
 	return nil
 }
