@@ -18,6 +18,7 @@ import (
 
 	"github.com/lunadb/luna/deploy"
 	"github.com/lunadb/luna/deploy/internal/sshtest"
+	"github.com/lunadb/luna/internal/testenv"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -62,7 +63,7 @@ func TestHostKeyAcceptNew(t *testing.T) {
 	answer := func(string, io.Writer, io.Writer) int { return 0 }
 	srv := sshtest.Start(t, pub, answer)
 	kh := filepath.Join(t.TempDir(), "ssh", "known_hosts") // neither exists yet
-	var notices syncWriter
+	var notices testenv.SyncBuffer
 	d, err := NewDialer(Options{User: "root", KeyFiles: []string{key}, KnownHosts: []string{kh}, InternalIP: true, Notices: &notices})
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +178,7 @@ func TestTailFollowsChurn(t *testing.T) {
 	srvA := sshtest.Start(t, pub, follower("from-a"))
 	srvB := sshtest.Start(t, pub, follower("from-b"))
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	var notices, out syncWriter
+	var notices, out testenv.SyncBuffer
 	d, err := NewDialer(Options{User: "root", KeyFiles: []string{key}, KnownHosts: []string{kh}, InternalIP: true, Notices: &notices})
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +248,7 @@ func TestTailSkipsAddressless(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	var out, notices syncWriter
+	var out, notices testenv.SyncBuffer
 	g := &group{}
 	g.set(at("n1", srv), deploy.Instance{Name: "n2"})
 	if err := Tail(context.Background(), g, d, LogOptions{Notices: &notices}, &out); err != nil {
@@ -296,7 +297,7 @@ func TestRestartSettle(t *testing.T) {
 		i.HealthPort = ready.Listener.Addr().(*net.TCPAddr).Port
 		return i
 	}
-	var progress syncWriter
+	var progress testenv.SyncBuffer
 	const settle = 300 * time.Millisecond
 	err = RollingRestart(context.Background(), []deploy.Instance{in("a"), in("b")}, d,
 		RestartOptions{Settle: settle, Interval: 20 * time.Millisecond, Progress: &deploy.Progress{W: &progress}})
@@ -343,7 +344,7 @@ func TestTailFollowsRecreatedNode(t *testing.T) {
 	old := sshtest.Start(t, pub, follower("old"))
 	addr := old.Addr
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	var notices, out syncWriter
+	var notices, out testenv.SyncBuffer
 	d, err := NewDialer(Options{User: "root", KeyFiles: []string{key}, KnownHosts: []string{kh}, InternalIP: true, Notices: &notices})
 	if err != nil {
 		t.Fatal(err)
@@ -391,7 +392,7 @@ func TestTailFollowsRecreatedNode(t *testing.T) {
 
 // waiter returns a function that waits up to 10 s for cond, failing the
 // test with what and the tail's output and notices.
-func waiter(t *testing.T, out, notices *syncWriter) func(what string, cond func() bool) {
+func waiter(t *testing.T, out, notices *testenv.SyncBuffer) func(what string, cond func() bool) {
 	return func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lunadb/luna/deploy"
 	"github.com/lunadb/luna/deploy/internal/sshtest"
+	"github.com/lunadb/luna/internal/testenv"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -86,7 +87,7 @@ func TestProxyCommandRestart(t *testing.T) {
 	healthPort := ready.Listener.Addr().(*net.TCPAddr).Port
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	cmd, log := proxyCommand(t, target.Addr)
-	var notices syncWriter
+	var notices testenv.SyncBuffer
 	d, err := NewDialer(Options{User: "admin", KeyFiles: []string{key}, KnownHosts: []string{kh}, ProxyCommand: cmd, Notices: &notices})
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +138,7 @@ func TestHostKeyReplacedNodeSameName(t *testing.T) {
 	first := sshtest.Start(t, pub, answer)
 	addr := first.Addr
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	var notices syncWriter
+	var notices testenv.SyncBuffer
 	d, err := NewDialer(Options{User: "root", KeyFiles: []string{key}, KnownHosts: []string{kh}, InternalIP: true, Notices: &notices})
 	if err != nil {
 		t.Fatal(err)

@@ -15,13 +15,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lunadb/luna/deploy"
 	"github.com/lunadb/luna/deploy/internal/sshtest"
+	"github.com/lunadb/luna/internal/testenv"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -160,7 +160,7 @@ func TestTailColor(t *testing.T) {
 	lister := deploy.ListerFunc(func(context.Context) ([]deploy.Instance, error) {
 		return []deploy.Instance{{Name: "a", InternalIP: "127.0.0.1", SSHPort: srv.Port}, {Name: "b", InternalIP: "127.0.0.1", SSHPort: srv.Port}}, nil
 	})
-	var out syncWriter
+	var out testenv.SyncBuffer
 	if err := Tail(context.Background(), lister, d, LogOptions{Color: true}, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -169,23 +169,6 @@ func TestTailColor(t *testing.T) {
 			t.Errorf("output %q lacks %q", out.String(), want)
 		}
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.WriteString(string(p))
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // TestJump: connections and the /readyz polls of a restart go through the
