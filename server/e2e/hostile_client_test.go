@@ -209,6 +209,13 @@ func TestClientThatStopsReadingIsDisconnected(t *testing.T) {
 			}
 			// The client reads nothing from here on.
 			open := func() float64 { return metric(t, base, "luna_connections_open") }
+			// Counted first (the server may not have taken the connection
+			// in yet when the first scrape comes), then released.
+			for counted := start.Add(5 * time.Second); open() == 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(counted) {
+					t.Fatal("the connection was never counted open")
+				}
+			}
 			deadline := start.Add(tc.limit + 3*time.Second)
 			for open() != 0 && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
