@@ -69,10 +69,10 @@ func (l *liveState) setState(st string) {
 // can end, and the function that marks the session idle again.
 func (l *liveState) begin(ctx context.Context, text string, start time.Time) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
+	l.downloaded.Store(0) // before the request shows as running
 	l.mu.Lock()
 	l.state, l.text, l.started, l.cancel = stateRunning, text, start, cancel
 	l.mu.Unlock()
-	l.downloaded.Store(0)
 	return ctx, func() {
 		l.mu.Lock()
 		l.state, l.text, l.started, l.cancel = stateIdle, "", time.Time{}, nil
@@ -337,6 +337,7 @@ type sessionRow struct {
 	progress           float64
 	processed          uint64
 	tracked, this      bool
+	conn               *engine.Conn // asked for its progress once srv.mu is released
 }
 
 // sessionsSQL is the query that luna_sessions() stands for: every session
@@ -355,13 +356,19 @@ func (ss *session) sessionsSQL(now time.Time) string {
 		t.live.mu.Lock()
 		r.state, r.text, r.started = t.live.state, t.live.text, t.live.started
 		t.live.mu.Unlock()
-		if c := t.live.conn.Load(); c != nil && !r.started.IsZero() && t != ss {
-			// DuckDB tracks it when the session has SET enable_progress_bar.
-			r.progress, r.processed, r.tracked = c.Progress()
+		if !r.started.IsZero() && t != ss {
+			r.conn = t.live.conn.Load()
 		}
 		rows = append(rows, r)
 	}
 	s.mu.Unlock()
+	for i := range rows {
+		if c := rows[i].conn; c != nil {
+			// DuckDB tracks it when the session has SET enable_progress_bar;
+			// a call into DuckDB, so not under the server's lock.
+			rows[i].progress, rows[i].processed, rows[i].tracked = c.Progress()
+		}
+	}
 	slices.SortFunc(rows, func(a, b sessionRow) int { return compareUint(a.id, b.id) })
 
 	var b strings.Builder

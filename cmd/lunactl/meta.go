@@ -74,12 +74,15 @@ func (sh *shell) meta(ctx context.Context, line string) (quit bool) {
 			sh.progress = on
 		}
 	case ".maxrows":
-		n, err := strconv.Atoi(strings.Join(args, ""))
-		if len(args) != 1 || err != nil || n < 0 {
+		n, err := -1, error(nil)
+		if len(args) == 1 {
+			n, err = strconv.Atoi(args[0])
+		}
+		if err != nil || n < 0 {
 			return fail(".maxrows takes a whole number of rows, 0 for all")
 		}
 		sh.maxRows = n
-	case ".output", ".once":
+	case ".output":
 		if len(args) > 1 {
 			return fail("%s takes at most one file name", cmd)
 		}
@@ -173,7 +176,7 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 // show writes a laid-out result to the screen, through the pager when it
 // is taller or wider than the terminal.
 func (sh *shell) show(b []byte) {
-	width, height := sh.term.size()
+	width, height := sh.e.term.size()
 	lines, widest := 0, 0
 	for line := range bytes.Lines(b) {
 		lines++

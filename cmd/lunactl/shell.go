@@ -33,16 +33,15 @@ const cancelWait = 5 * time.Second
 // its whole life, so temporary tables, settings and transactions carry
 // from one statement to the next.
 type shell struct {
-	cfg  *config
-	e    env
-	rl   *readline.Instance
-	term *terminal
+	cfg *config
+	e   env
+	rl  *readline.Instance
 
 	conn *client.Conn // nil until the first statement, or after a drop
 	id   uint64       // the session's id in luna_sessions(); 0: unknown
 	lost bool         // a connection was lost: the next one says so
 	// ctl is a second connection, opened when first needed, for
-	// luna_cancel and the progress line.
+	// the progress line (luna_cancel goes on one of its own).
 	ctl *client.Conn
 
 	mode     string
@@ -65,7 +64,7 @@ type statementRun struct {
 
 // runShell is lunactl at a terminal.
 func runShell(ctx context.Context, cfg *config, e env) int {
-	sh := &shell{cfg: cfg, e: e, term: e.term, mode: cfg.format, progress: true, maxRows: defaultMaxRows, out: e.stdout}
+	sh := &shell{cfg: cfg, e: e, mode: cfg.format, progress: true, maxRows: defaultMaxRows, out: e.stdout}
 	if sh.mode == "arrow" {
 		sh.mode = "table" // binary IPC is for pipes, not screens
 	}
@@ -80,7 +79,6 @@ func runShell(ctx context.Context, cfg *config, e env) int {
 		DisableAutoSaveHistory: true, // a statement is saved whole, not line by line
 		HistorySearchFold:      true,
 		InterruptPrompt:        "^C",
-		EOFPrompt:              "",
 		Stdout:                 e.stdout,
 		Stderr:                 e.stderr,
 	})
@@ -241,7 +239,7 @@ func (sh *shell) execute(ctx context.Context, sql string) bool {
 	}()
 
 	var progress *progressLine
-	if sh.progress && sh.term.stderrTTY && sh.id != 0 {
+	if sh.progress && sh.e.term.stderrTTY && sh.id != 0 {
 		progress = startProgress(sh.e.stderr, run.start, sh.sessionProgress)
 	}
 	err := sh.query(ctx, sql, run.start, progress)
@@ -276,7 +274,7 @@ func (sh *shell) query(ctx context.Context, sql string, start time.Time, progres
 		return err
 	}
 	defer rows.Close()
-	page := sh.out == sh.e.stdout && sh.term.stdoutTTY && sh.mode != "csv" && sh.mode != "json"
+	page := sh.out == sh.e.stdout && sh.e.term.stdoutTTY && sh.mode != "csv" && sh.mode != "json"
 	var screen bytes.Buffer
 	var w io.Writer = &wipeFirst{w: sh.out, wipe: progress.end}
 	if page {
@@ -329,9 +327,9 @@ func (sh *shell) sessionProgress(ctx context.Context) (sessionProgress, error) {
 	return sp, rows.Err()
 }
 
-// control returns the second connection, opening it if need be. It is
-// used by one goroutine at a time: the progress line's, or Ctrl-C's once
-// the progress line has been told to stop.
+// control returns the second connection, opening it if need be. Only the
+// progress line's goroutine uses it, one poll at a time; Ctrl-C cancels
+// on a connection of its own (cancelOn).
 func (sh *shell) control(ctx context.Context) (*client.Conn, error) {
 	sh.mu.Lock()
 	c := sh.ctl
@@ -403,25 +401,18 @@ func (sh *shell) interrupt(ctx context.Context) {
 		}
 		// Cancelled; should the statement still not stop (it is stuck
 		// writing to this client, say), closing is the last resort.
-		t := time.NewTimer(cancelWait)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				sh.mu.Lock()
-				still := sh.current == run
-				sh.mu.Unlock()
-				if still {
-					closeConn()
-				}
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for giveUp := time.Now().Add(cancelWait); ; <-tick.C {
+			sh.mu.Lock()
+			still := sh.current == run
+			sh.mu.Unlock()
+			switch {
+			case !still:
 				return
-			case <-time.After(50 * time.Millisecond):
-				sh.mu.Lock()
-				over := sh.current != run
-				sh.mu.Unlock()
-				if over {
-					return
-				}
+			case time.Now().After(giveUp):
+				closeConn()
+				return
 			}
 		}
 	}()

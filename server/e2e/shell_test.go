@@ -216,7 +216,7 @@ func TestShellSession(t *testing.T) {
 	if !strings.Contains(out, "reconnected to "+p.addr) || !strings.Contains(out, " 42 |") {
 		t.Fatalf("next statement: %q", out)
 	}
-	if out = sh.run("SELECT count(*) FROM k;"); !strings.Contains(out, "error:") || !strings.Contains(out, "k") {
+	if out = sh.run("SELECT count(*) FROM k;"); !strings.Contains(out, "error:") || !strings.Contains(out, "Table with name k does not exist") {
 		t.Fatalf("the old session's temp table should be gone: %q", out)
 	}
 	sh.key("C-d")
@@ -313,6 +313,9 @@ func TestShellMaxRowsAndPager(t *testing.T) {
 	}
 	if out = sh.run(".mode nope"); !strings.Contains(out, "error: .mode takes") {
 		t.Fatalf("bad .mode: %q", out)
+	}
+	if out = sh.run(".maxrows abc"); !strings.Contains(out, "error: .maxrows takes") {
+		t.Fatalf("bad .maxrows: %q", out)
 	}
 	if out = sh.run(".frobnicate"); !strings.Contains(out, "unknown command .frobnicate") {
 		t.Fatalf("unknown command: %q", out)

@@ -19,8 +19,6 @@ const (
 	InvalidInput   Class = "Invalid Input"
 	NotImplemented Class = "Not implemented"
 	Parser         Class = "Parser"
-	Permission     Class = "Permission"
-	Internal       Class = "Internal"
 )
 
 // Error is a statement's failure of a class. Its text is rendered once,
