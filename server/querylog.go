@@ -58,8 +58,8 @@ type reqMark struct {
 	rows, bytes int64
 }
 
-func (ss *session) mark(start time.Time) reqMark {
-	return reqMark{start: start, rows: ss.live.rows.Load(), bytes: ss.sent()}
+func (ss *sqlSession) mark(start time.Time) reqMark {
+	return reqMark{start: start, rows: ss.live.rows.Load(), bytes: ss.sentBytes()}
 }
 
 // sent is the response bytes written or buffered so far.
@@ -69,10 +69,10 @@ func (ss *session) sent() int64 { return ss.bw.Written() + int64(ss.bw.Buffered(
 // shows, the metrics (outcome as Observer.Request takes it) and the
 // query log. text is what the client sent, for an AUTH line never
 // logged.
-func (ss *session) finished(kind, outcome string, m reqMark, err error, text string) {
+func (ss *sqlSession) finished(kind, outcome string, m reqMark, err error, text string) {
 	d := time.Since(m.start)
 	ss.srv.opts.Observer.Request(kind, outcome, d)
-	sent := ss.sent()
+	sent := ss.sentBytes()
 	ss.live.bytes.Store(sent)
 	ql := ss.srv.opts.QueryLog
 	if ql == nil || ql.Log == nil {
@@ -165,7 +165,7 @@ func cutRunes(s string, n int) string {
 // timeout, cancelled, killed, client_gone, shutdown, permission, panic,
 // admission, a DuckDB error's own class (parser, binder, catalog,
 // invalid_input, …), or error.
-func (ss *session) errorClass(err error) string {
+func (ss *sqlSession) errorClass(err error) string {
 	if err == nil || errors.Is(err, errBroken) {
 		// A failed write, or a result broken off: the cause is the
 		// session's, or wrapped in err after errBroken.
@@ -226,7 +226,7 @@ func duckdbClass(msg string) string {
 // noteStatement adds the type of one statement of a request run on its
 // own (RunStatement): DuckDB's, or for a secret Luna keeps itself, which
 // DuckDB never sees, its leading keywords.
-func (ss *session) noteStatement(conn *engine.Conn, stmt string) {
+func (ss *sqlSession) noteStatement(conn *engine.Conn, stmt string) {
 	if t := secretStatementType(stmt); t != "" {
 		ss.types = append(ss.types, t)
 		return

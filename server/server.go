@@ -141,7 +141,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	sessions  map[*session]struct{}
+	sessions  map[*sqlSession]struct{}
 	counted   int           // sessions held against MaxConnections: evicted ones leave at once
 	unauth    list.List     // of *session not yet authenticated, oldest first
 	draining  chan struct{} // closed when Shutdown starts
@@ -184,7 +184,7 @@ func New(db *engine.DB, opts Options, log *slog.Logger) *Server {
 		auth:      newAuthLimiter(),
 		want:      passwordDigest(opts.Password),
 		listeners: map[net.Listener]struct{}{},
-		sessions:  map[*session]struct{}{},
+		sessions:  map[*sqlSession]struct{}{},
 		draining:  make(chan struct{}),
 		idle:      make(chan struct{}, 1),
 	}
@@ -273,7 +273,7 @@ func (s *Server) track(ss *session) error {
 	if full {
 		return fmt.Errorf("too many connections: the server allows %d (--max-connections)", limit)
 	}
-	s.sessions[ss] = struct{}{}
+	s.sessions[&ss.sqlSession] = struct{}{}
 	s.counted++
 	if ss.needAuth {
 		ss.unauthEl = s.unauth.PushBack(ss)
@@ -304,7 +304,7 @@ func (s *Server) authenticated(ss *session, user string, role access.Role) bool 
 
 func (s *Server) untrack(ss *session) {
 	s.mu.Lock()
-	delete(s.sessions, ss)
+	delete(s.sessions, &ss.sqlSession)
 	if ss.unauthEl != nil {
 		s.unauth.Remove(ss.unauthEl)
 		ss.unauthEl = nil
@@ -336,7 +336,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// Sessions waiting for a request end now; those answering one
 		// find the server draining when it is done.
 		for ss := range s.sessions {
-			ss.wakeReader()
+			ss.wake()
 		}
 	}
 	s.mu.Unlock()
@@ -357,7 +357,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				// Interrupt what runs; each session then answers its
 				// client with the reason and ends.
 				forced = ctx.Err()
-				s.each(func(ss *session) { ss.cancel(errShuttingDown) })
+				s.each(func(ss *sqlSession) { ss.cancel(errShuttingDown) })
 				s.log.Warn("shutdown deadline reached; interrupting running requests", "sessions", n)
 				hardStop = time.After(time.Second)
 			}
@@ -365,14 +365,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			case <-s.idle:
 			case <-hardStop:
 				// A session stuck writing to a client that does not read.
-				s.each(func(ss *session) { ss.nc.Close() })
+				s.each(func(ss *sqlSession) { ss.hangUp() })
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}
 }
 
-func (s *Server) each(fn func(*session)) {
+func (s *Server) each(fn func(*sqlSession)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ss := range s.sessions {

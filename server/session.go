@@ -5,11 +5,9 @@ package server
 import (
 	"container/list"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -19,44 +17,21 @@ import (
 	"time"
 
 	"github.com/lunadb/luna/server/access"
-	"github.com/lunadb/luna/server/admission"
-	"github.com/lunadb/luna/server/engine"
 	"github.com/lunadb/luna/server/recovery"
-	"github.com/lunadb/luna/server/remote"
 	"github.com/lunadb/luna/wire"
 )
 
 var errTooManyFiles = syscall.EMFILE
 
-// session is one client connection, served by one goroutine that reads
-// each request and answers it; while a request runs longer than
-// watchDelay, a second one watches for a client that leaves.
+// session is one client connection of the native protocol, served by one
+// goroutine that reads each request and answers it; while a request runs
+// longer than watchDelay, a second one watches for a client that leaves.
+// What it is to SQL, whatever the transport, is its sqlSession.
 type session struct {
-	srv    *Server
-	nc     net.Conn
-	bw     *wire.Writer
-	rd     *wire.Reader
-	log    *slog.Logger
-	remote string
-
-	// id names the session in luna_sessions(), luna_cancel and the query
-	// log; unique for the server's life.
-	id uint64
-	// user and role are who the session authenticated as: "" and
-	// access.Admin without a password, or with the --passwd password.
-	// tls is the connection's TLS state once its handshake is done; nil
-	// on a plain connection. All three are written with srv.mu held
-	// (other sessions read them for luna_sessions()), before the first
-	// statement runs; only a later AUTH replaces them, between requests.
-	user string
-	role access.Role
-	tls  *tls.ConnectionState
-	// since is when the connection was accepted.
-	since time.Time
-
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	conn   *engine.Conn // opened on first use
+	sqlSession
+	nc net.Conn
+	bw *wire.Writer
+	rd *wire.Reader
 
 	// needAuth: the server has a password or users; authed becomes true
 	// once an AUTH succeeds (at once without them).
@@ -67,21 +42,10 @@ type session struct {
 	unauthEl *list.Element
 	evicted  bool
 
-	// reqDeadline is when the request being answered must be done
-	// (--query-timeout), writes to the client included; zero: never.
-	reqDeadline time.Time
-	// timeout is the cause reqDeadline carries; nil without one.
-	timeout *queryTimeout
 	// writeDeadline and readDeadline are the ones last set on nc by the
 	// serving goroutine, to skip setting them again.
 	writeDeadline time.Time
 	readDeadline  time.Time
-
-	// live is what luna_sessions() and luna_cancel see of the session;
-	// types are the statement types of the request being answered, for
-	// the query log.
-	live  liveState
-	types []string
 
 	closeOnce sync.Once
 }
@@ -89,22 +53,18 @@ type session struct {
 func (s *Server) serveConn(nc net.Conn) {
 	remote := nc.RemoteAddr().String()
 	ss := &session{
-		srv:      s,
 		nc:       nc,
 		bw:       wire.NewWriter(nc),
-		remote:   remote,
-		id:       s.nextID.Add(1),
-		role:     access.Admin,
-		since:    time.Now(),
 		needAuth: s.needAuth(),
 	}
-	ss.log = s.log.With("session", ss.id, "remote", remote)
+	ss.init(s, transportNative, remote)
 	ss.authed = !ss.needAuth
-	ss.live.state = stateIdle
 	if ss.needAuth {
 		ss.live.state = stateAuthenticating
 	}
-	ss.ctx, ss.cancel = context.WithCancelCause(context.Background())
+	ss.hangUp = func() { nc.Close() }
+	ss.wake = ss.wakeReader
+	ss.sentBytes = ss.sent
 	defer ss.close()
 	// A panic in the session's own machinery leaves its state unknown: the
 	// client is told, then the connection closes (ss.close, deferred
@@ -119,11 +79,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	defer s.untrack(ss)
 
-	defer func() {
-		if ss.conn != nil {
-			ss.conn.Close()
-		}
-	}()
+	defer ss.closeConn()
 
 	ss.log.Debug("connection opened")
 	start := time.Now()
@@ -350,19 +306,8 @@ func (ss *session) serve(req wire.Request, fe *wire.FramingError) bool {
 		return false
 	}
 
-	ctx, cancel := ss.ctx, context.CancelFunc(func() {})
-	ss.timeout = nil
-	if t := ss.srv.opts.QueryTimeout; t > 0 {
-		// The same deadline bounds writes (flush), so a client that stops
-		// reading cannot hold the request past it.
-		ss.reqDeadline = start.Add(t)
-		ss.timeout = &queryTimeout{limit: t}
-		ctx, cancel = context.WithDeadlineCause(ctx, ss.reqDeadline, ss.timeout)
-	}
-	defer cancel()
-	ctx, idle := ss.live.begin(ctx, req.Text, start)
-	ctx = remote.CountDownloads(ctx, &ss.live.downloaded)
-	defer idle()
+	ctx, end := ss.beginRequest(ss.ctx, req.Text, start)
+	defer end()
 
 	var err error
 	switch req.Kind {
@@ -410,22 +355,6 @@ func outcome(ok bool, otherwise string) string {
 	return otherwise
 }
 
-// engineConn is the session's DuckDB connection, opened on first use so
-// that connections which never run SQL (health probes, refused AUTH) cost
-// nothing in the engine.
-func (ss *session) engineConn() (*engine.Conn, error) {
-	if ss.conn == nil {
-		c, err := ss.srv.db.Connect()
-		if err != nil {
-			ss.log.Error("open database connection", "err", err)
-			return nil, fmt.Errorf("cannot open a database connection: %w", err)
-		}
-		ss.conn = c
-		ss.live.conn.Store(c)
-	}
-	return ss.conn, nil
-}
-
 // errBroken marks a failure after which the connection cannot go on.
 var errBroken = errors.New("connection broken")
 
@@ -470,13 +399,11 @@ func (ss *session) authenticate(text string) (bool, string) {
 		if !ss.srv.authenticated(ss, user, role) {
 			return false, "aborted"
 		}
-		if changed && ss.conn != nil {
+		if changed {
 			// A new identity starts afresh: settings, temporary objects
 			// and statements PREPAREd under the previous one (checked
 			// against its role) must not carry over.
-			ss.conn.Close()
-			ss.conn = nil
-			ss.live.conn.Store(nil)
+			ss.closeConn()
 		}
 	}
 	ss.log.Debug("authenticated", "user", user, "role", role.String())
@@ -532,30 +459,11 @@ func (ss *session) run(ctx context.Context, req wire.Request) (err error) {
 		}
 		return ss.runControl(req, calls)
 	}
-	if lim := ss.srv.opts.Admission; lim != nil && !admission.Exempt(req.Text) {
-		// The slot is held until the result is produced and all but its
-		// last flush is written, since DuckDB's pipeline runs while a
-		// result streams: a slow reader keeps it while it takes 1 MiB per
-		// --write-timeout, never past --query-timeout. A panic releases it
-		// too, as deferred calls run while the panic unwinds.
-		waited, err := lim.Acquire(ctx, ss.log)
-		if err != nil {
-			ss.status(req.Text, err.Error())
-			return err
-		}
-		defer lim.Release()
-		if waited > 0 && ss.timeout != nil {
-			ss.timeout.slots.Store(int64(lim.Limit()))
-			ss.timeout.waited.Store(int64(waited))
-		}
-	}
-	if ss.role != access.Admin {
-		// Every statement is checked before any runs; admin's requests
-		// are not classified at all, so they cost nothing more.
-		if err := ss.permitted(ctx, req.Text); err != nil {
-			ss.status(req.Text, err.Error())
-			return err
-		}
+	release, err := ss.admit(ctx, req.Text)
+	defer release()
+	if err != nil {
+		ss.status(req.Text, err.Error())
+		return err
 	}
 	recovery.Inject("statement", req.Text)
 	if req.Kind == wire.Exec {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,15 +212,14 @@ func (ss *session) runControl(req wire.Request, calls []controlCall) error {
 // session. Admin may do so to any session, another role only to sessions
 // of its own (named) user; to those it does not see, whether they exist is
 // not told.
-func (ss *session) control(c controlCall) error {
+func (ss *sqlSession) control(c controlCall) error {
 	s := ss.srv
-	var target *session
-	var nc net.Conn // the target's, TLS or plain: written with s.mu held
+	var target *sqlSession
 	s.mu.Lock()
 	role, user := ss.role, ss.user
 	for t := range s.sessions {
 		if t.id == c.id {
-			target, nc = t, t.nc
+			target = t
 			break
 		}
 	}
@@ -248,7 +246,7 @@ func (ss *session) control(c controlCall) error {
 	// answered with it, then the connection closes; the timer closes it
 	// anyway should the session be stuck writing to its client.
 	target.cancel(cause)
-	time.AfterFunc(killGrace, func() { nc.Close() })
+	time.AfterFunc(killGrace, target.hangUp)
 	return nil
 }
 
@@ -265,7 +263,7 @@ func (c controlCall) verb() string {
 // macro would be a catalog change (one more statement and a checkpoint on
 // every call). back maps DuckDB's errors about the rewritten text to sql,
 // so excerpts quote what the client wrote.
-func (ss *session) sessionsRewrite(sql string) (string, func(error) error) {
+func (ss *sqlSession) sessionsRewrite(sql string) (string, func(error) error) {
 	same := func(err error) error { return err }
 	if !mentions(sql, "luna_sessions") {
 		return sql, same
@@ -342,7 +340,7 @@ type sessionRow struct {
 
 // sessionsSQL is the query that luna_sessions() stands for: every session
 // to an admin, a session's own user's sessions to another role.
-func (ss *session) sessionsSQL(now time.Time) string {
+func (ss *sqlSession) sessionsSQL(now time.Time) string {
 	s := ss.srv
 	var rows []sessionRow
 	s.mu.Lock()
@@ -525,6 +523,6 @@ func statementExcerpt(sql string, n int) string {
 
 // noteTypes adds the statement types conn prepared for the request's
 // last engine call to the request's, for the query log.
-func (ss *session) noteTypes(conn *engine.Conn) {
+func (ss *sqlSession) noteTypes(conn *engine.Conn) {
 	ss.types = append(ss.types, conn.StatementTypes()...)
 }

@@ -49,7 +49,7 @@ func RunTracked(ctx context.Context, res *remote.Resolver, conn *engine.Conn, st
 // running none of them. It is given the text as the client sent it: the
 // object-store URLs, secrets and Luna's own functions that the resolver
 // rewrites are judged as written.
-func (ss *session) permitted(ctx context.Context, sql string) error {
+func (ss *sqlSession) permitted(ctx context.Context, sql string) error {
 	conn, err := ss.engineConn()
 	if err != nil {
 		return err
@@ -71,7 +71,7 @@ func (ss *session) permitted(ctx context.Context, sql string) error {
 
 // execSQL runs every statement of an x: request in order, stopping at the
 // first error. Requests that name no URL or secret go to DuckDB whole.
-func (ss *session) execSQL(ctx context.Context, conn *engine.Conn, sql string) error {
+func (ss *sqlSession) execSQL(ctx context.Context, conn *engine.Conn, sql string) error {
 	res := ss.srv.opts.Resolver
 	if res == nil || !remote.Involved(sql) {
 		ran, back := ss.sessionsRewrite(sql)
@@ -98,7 +98,7 @@ func (ss *session) execSQL(ctx context.Context, conn *engine.Conn, sql string) e
 // last one's result. rows is nil when the last statement was carried out
 // by Luna itself (a secret). finish must be called once the result has
 // been sent, with whether it went out whole.
-func (ss *session) openQuery(ctx context.Context, conn *engine.Conn, sql string) (rows *engine.Rows, finish func(ok bool) error, err error) {
+func (ss *sqlSession) openQuery(ctx context.Context, conn *engine.Conn, sql string) (rows *engine.Rows, finish func(ok bool) error, err error) {
 	res := ss.srv.opts.Resolver
 	none := func(bool) error { return nil }
 	if res == nil || !remote.Involved(sql) {
